@@ -1,0 +1,571 @@
+"""Commands. Each one resolves the home once, opens what it needs, and prints through Rich."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .. import __version__
+from ..config import json_schema, load_flows
+from ..connections import EpicorSettings, SftpSettings, openssh_fingerprint
+from ..errors import ConfigError, MasterKeyError, UsageError
+from ..home import Home
+from ..logs import configure_logging
+from ..secrets import Keyring, generate_key, key_id_of, write_key_file
+from ..store import Store
+from ..store.db import describe_url
+from ._secrets_input import check_single_stdin, read_secret, refuse_argv_secret
+
+app = typer.Typer(
+    name="ml-connector",
+    help="Epicor Kinetic <-> SFTP flat files (CSV, fixed-width, X12), with a ledger and audit trail.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+connections_app = typer.Typer(help="Epicor and SFTP connections (stored encrypted).", no_args_is_help=True)
+keys_app = typer.Typer(help="The master key.", no_args_is_help=True)
+flows_app = typer.Typer(help="Flows defined in flows.yaml.", no_args_is_help=True)
+app.add_typer(connections_app, name="connections")
+app.add_typer(keys_app, name="keys")
+app.add_typer(flows_app, name="flows")
+
+out = Console(soft_wrap=True)
+
+
+@dataclass
+class _State:
+    home: Home
+
+
+def _state(ctx: typer.Context) -> _State:
+    state = ctx.find_root().obj
+    assert isinstance(state, _State)
+    return state
+
+
+def _open_store(ctx: typer.Context) -> Store:
+    home = _state(ctx).home
+    if home.database_url.startswith("sqlite") and not home.sqlite_path.exists():
+        if f"sqlite:///{home.sqlite_path}" == home.database_url:
+            raise ConfigError(f"no database at {home.sqlite_path}; run 'ml-connector init' first")
+    return Store.open(home.database_url)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"ml-connector {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", envvar="ML_CONNECTOR_HOME", help="Home folder [default: ~/.ml-connector]"),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            envvar="ML_CONNECTOR_DATABASE_URL",
+            help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db [default: SQLite in home]",
+            show_envvar=True,
+        ),
+    ] = None,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output")] = 0,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version")
+    ] = False,
+) -> None:
+    """ml-connector: move vendors, invoices and payments between Kinetic and partners' SFTP."""
+    if verbose:
+        configure_logging(logging.INFO if verbose == 1 else logging.DEBUG)
+    ctx.obj = _State(Home.resolve(home, database_url))
+
+
+# --- init ------------------------------------------------------------------------------------
+
+
+@app.command()
+def init(ctx: typer.Context) -> None:
+    """Create the home folder, master key, database, staging folder and a starter flows.yaml."""
+    home = _state(ctx).home
+    done = home.init()
+    store = Store.open(home.database_url)
+    store.audit.record("home.init", subject=str(home.path), details={"created": done})
+    store.close()
+    for line in done:
+        out.print(f"[green]✓[/] {line}")
+    out.print(f"[green]✓[/] database ready: {describe_url(home.database_url)}")
+    if not done:
+        out.print("(everything already existed; nothing was changed)")
+
+
+# --- connections -----------------------------------------------------------------------------
+
+SecretEnv = Annotated[str | None, typer.Option(metavar="NAME", help="read from this environment variable")]
+SecretFile = Annotated[Path | None, typer.Option(metavar="PATH", help="read from this file")]
+SecretStdin = Annotated[bool, typer.Option(help="read one line from standard input")]
+Refused = Annotated[str | None, typer.Option(hidden=True)]
+
+
+@connections_app.command("add-epicor")
+def add_epicor(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Connection name, used by flows")],
+    url: Annotated[str, typer.Option(help="Base URL: https://HOST/INSTANCE")],
+    company: Annotated[str, typer.Option(help="Company ID (e.g. EPIC06)")],
+    username: Annotated[str, typer.Option(help="Kinetic user")],
+    plant: Annotated[str | None, typer.Option(help="Plant / site")] = None,
+    auth: Annotated[str, typer.Option(help="basic, or token (TokenResource.svc Bearer)")] = "basic",
+    api_key_env: SecretEnv = None,
+    api_key_file: SecretFile = None,
+    api_key_stdin: SecretStdin = False,
+    password_env: SecretEnv = None,
+    password_file: SecretFile = None,
+    password_stdin: SecretStdin = False,
+    timeout: Annotated[float, typer.Option(help="HTTP timeout, seconds")] = 30.0,
+    api_key: Refused = None,
+    password: Refused = None,
+) -> None:
+    """Add an Epicor Kinetic connection (API key and password from env, file or stdin)."""
+    refuse_argv_secret("--api-key", api_key)
+    refuse_argv_secret("--password", password)
+    check_single_stdin(api_key_stdin, password_stdin)
+    key = read_secret("api-key", env=api_key_env, file=api_key_file, stdin=api_key_stdin)
+    pw = read_secret("password", env=password_env, file=password_file, stdin=password_stdin)
+    if key is None:
+        raise UsageError("an API key is required: --api-key-env NAME, --api-key-file PATH or --api-key-stdin")
+    if pw is None:
+        raise UsageError("a password is required: --password-env NAME, --password-file PATH or --password-stdin")
+    if auth not in ("basic", "token"):
+        raise UsageError("--auth must be 'basic' or 'token'")
+    settings = EpicorSettings(
+        url=url.rstrip("/"),
+        company=company,
+        plant=plant,
+        auth=auth,  # type: ignore[arg-type]
+        username=username,
+        api_key=key,
+        password=pw,
+        timeout_s=timeout,
+    )
+    home = _state(ctx).home
+    keyring = home.keyring()
+    store = _open_store(ctx)
+    try:
+        stored = store.connections.add(name, settings, keyring)
+    finally:
+        store.close()
+    out.print(f"[green]✓[/] added Epicor connection {stored.name!r} (encrypted with key {stored.key_id})")
+
+
+@connections_app.command("add-sftp")
+def add_sftp(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Connection name, used by flows")],
+    host: Annotated[str, typer.Option(help="SFTP server host name or address")],
+    username: Annotated[str, typer.Option(help="SFTP user")],
+    port: Annotated[int, typer.Option(help="SSH port")] = 22,
+    key_file: Annotated[Path | None, typer.Option(help="Private key file (OpenSSH or PEM)")] = None,
+    passphrase_env: SecretEnv = None,
+    passphrase_file: SecretFile = None,
+    passphrase_stdin: SecretStdin = False,
+    password_env: SecretEnv = None,
+    password_file: SecretFile = None,
+    password_stdin: SecretStdin = False,
+    host_key: Annotated[
+        list[str] | None, typer.Option(help="Pinned host public key line, e.g. 'ssh-ed25519 AAAA…' (repeatable)")
+    ] = None,
+    fingerprint: Annotated[
+        list[str] | None, typer.Option(help="Pinned host key fingerprint 'SHA256:…' (repeatable)")
+    ] = None,
+    known_hosts: Annotated[Path | None, typer.Option(help="Take pinned keys for --host from this known_hosts file")] = None,
+    password: Refused = None,
+    passphrase: Refused = None,
+    private_key: Refused = None,
+) -> None:
+    """Add an SFTP connection (key or password auth) with its host key pinned."""
+    refuse_argv_secret("--password", password)
+    refuse_argv_secret("--passphrase", passphrase)
+    if private_key is not None:
+        raise UsageError("--private-key does not take key material on the command line; use --key-file PATH")
+    check_single_stdin(passphrase_stdin, password_stdin)
+    pw = read_secret("password", env=password_env, file=password_file, stdin=password_stdin)
+    phrase = read_secret("passphrase", env=passphrase_env, file=passphrase_file, stdin=passphrase_stdin)
+    pkey = read_secret("private-key", env=None, file=key_file, stdin=False) if key_file else None
+    if pkey is not None:
+        _check_private_key(pkey.reveal(), phrase.reveal() if phrase else None, key_file)
+    pins = [_check_host_key(line) for line in host_key or []]
+    fps = [_check_fingerprint(fp) for fp in fingerprint or []]
+    if known_hosts is not None:
+        pins += _known_hosts_keys(known_hosts, host, port)
+    if not pins and not fps:
+        raise UsageError(
+            "no host key pinned: give --host-key 'TYPE BASE64', --fingerprint SHA256:… or "
+            "--known-hosts PATH (ml-connector never accepts an unknown host key)"
+        )
+    settings = SftpSettings(
+        host=host,
+        port=port,
+        username=username,
+        password=pw,
+        private_key=pkey,
+        passphrase=phrase,
+        host_keys=tuple(pins),
+        host_fingerprints=tuple(fps),
+    )
+    keyring = _state(ctx).home.keyring()
+    store = _open_store(ctx)
+    try:
+        stored = store.connections.add(name, settings, keyring)
+    finally:
+        store.close()
+    out.print(f"[green]✓[/] added SFTP connection {stored.name!r} (encrypted with key {stored.key_id})")
+    for fp in settings.pinned_fingerprints():
+        out.print(f"  pinned host key {fp}")
+
+
+def _check_private_key(data: str, passphrase: str | None, path: Path | None) -> None:
+    import asyncssh
+
+    try:
+        asyncssh.import_private_key(data, passphrase)
+    except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as exc:
+        hint = " (is it encrypted? give the passphrase)" if "passphrase" in str(exc).lower() else ""
+        raise UsageError(f"--key-file {path}: not a usable private key{hint}") from None
+
+
+def _check_host_key(line: str) -> str:
+    import asyncssh
+
+    line = line.strip()
+    try:
+        asyncssh.import_public_key(line)
+    except asyncssh.KeyImportError:
+        raise UsageError("--host-key: not an OpenSSH public key line ('TYPE BASE64 [comment]')") from None
+    parts = line.split()
+    return f"{parts[0]} {parts[1]}"
+
+
+def _check_fingerprint(fp: str) -> str:
+    if not re.fullmatch(r"SHA256:[A-Za-z0-9+/]{43}", fp.strip()):
+        raise UsageError("--fingerprint: expected 'SHA256:' and 43 base64 characters, as ssh-keygen -lf prints")
+    return fp.strip()
+
+
+def _known_hosts_keys(path: Path, host: str, port: int) -> list[str]:
+    import asyncssh
+
+    try:
+        known = asyncssh.import_known_hosts(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"--known-hosts {path}: cannot read ({type(exc).__name__})") from None
+    keys = known.match(host, "", port)[0]
+    if not keys:
+        raise UsageError(f"--known-hosts {path}: has no key for {host} port {port}")
+    lines = []
+    for key in keys:
+        text = key.export_public_key().decode().split()
+        lines.append(f"{text[0]} {text[1]}")
+    return list(dict.fromkeys(lines))
+
+
+@connections_app.command("list")
+def list_connections(
+    ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False
+) -> None:
+    """List connections (names and kinds; never secrets)."""
+    store = _open_store(ctx)
+    try:
+        rows = store.connections.list()
+    finally:
+        store.close()
+    if as_json:
+        out.print_json(
+            data=[
+                {"name": r.name, "kind": r.kind, "key_id": r.key_id, "created_at": r.created_at.isoformat()}
+                for r in rows
+            ]
+        )
+        return
+    table = Table("name", "kind", "key id", "created", "updated")
+    for r in rows:
+        table.add_row(r.name, r.kind, r.key_id, _ts(r.created_at), _ts(r.updated_at))
+    out.print(table if rows else "no connections yet: ml-connector connections add-epicor|add-sftp")
+
+
+@connections_app.command("show")
+def show_connection(
+    ctx: typer.Context,
+    name: str,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+    reveal_identity: Annotated[
+        bool, typer.Option(help="Show host, URL and user name in full (credentials are never shown)")
+    ] = False,
+) -> None:
+    """Show one connection's settings; credentials appear only as set / not set."""
+    keyring = _state(ctx).home.keyring()
+    store = _open_store(ctx)
+    try:
+        stored = store.connections.get(name)
+        settings = store.connections.settings(name, keyring)
+    finally:
+        store.close()
+    view: dict[str, Any] = {"name": stored.name, "kind": stored.kind, "key_id": stored.key_id}
+    view.update(settings.public_view(reveal_identity))
+    if as_json:
+        out.print_json(data=view)
+        return
+    table = Table("setting", "value", show_header=False)
+    for key, value in view.items():
+        table.add_row(key, ", ".join(value) if isinstance(value, list) else str(value))
+    out.print(table)
+
+
+@connections_app.command("remove")
+def remove_connection(
+    ctx: typer.Context,
+    name: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask")] = False,
+) -> None:
+    """Remove a connection."""
+    store = _open_store(ctx)
+    try:
+        store.connections.get(name)
+        if not yes and not typer.confirm(f"Remove connection {name!r}?"):
+            raise typer.Exit(1)
+        store.connections.remove(name)
+    finally:
+        store.close()
+    out.print(f"[green]✓[/] removed {name!r}")
+
+
+# --- keys ------------------------------------------------------------------------------------
+
+
+@keys_app.command("rotate")
+def rotate_keys(
+    ctx: typer.Context,
+    new_key_out: Annotated[
+        Path | None,
+        typer.Option(
+            help="When the key comes from ML_CONNECTOR_MASTER_KEY: write the new key to this new "
+            "file (mode 0600), then put it in the variable"
+        ),
+    ] = None,
+) -> None:
+    """Re-encrypt every stored secret under a new master key and retire the old one."""
+    home = _state(ctx).home
+    old = home.keyring()
+    from_env = old.source != str(home.key_file)
+    new_key = generate_key()
+    if from_env:
+        if new_key_out is None:
+            raise UsageError(
+                "the master key comes from ML_CONNECTOR_MASTER_KEY: give --new-key-out PATH to "
+                "receive the new key"
+            )
+        if new_key_out.exists():
+            raise UsageError(f"--new-key-out {new_key_out}: already exists; name a new file")
+        write_key_file(new_key_out, [new_key])
+    else:
+        # Both keys on disk first: a crash mid-rotation leaves every row readable.
+        write_key_file(home.key_file, [new_key, *old.keys])
+    both = Keyring((new_key, *old.keys), source=old.source)
+    store = _open_store(ctx)
+    try:
+        rows = store.connections.rotate(both, both)
+        left = store.connections.count_not_under(key_id_of(new_key))
+        if left:
+            raise MasterKeyError(f"{left} connection(s) still under an old key; the old key was kept")
+        if not from_env:
+            write_key_file(home.key_file, [new_key])
+        store.audit.record(
+            "keys.rotated",
+            details={"old_key_ids": list(old.ids), "new_key_id": key_id_of(new_key), "rows": rows},
+        )
+    finally:
+        store.close()
+    out.print(f"[green]✓[/] re-encrypted {rows} connection(s) under key {key_id_of(new_key)}")
+    out.print(f"  retired key(s): {', '.join(old.ids)}")
+    if from_env:
+        out.print(f"  set ML_CONNECTOR_MASTER_KEY from {new_key_out} now; the old value no longer works")
+
+
+# --- flows -----------------------------------------------------------------------------------
+
+
+def _flows_path(ctx: typer.Context, path: Path | None) -> Path:
+    return path or _state(ctx).home.flows_file
+
+
+FlowsOpt = Annotated[Path | None, typer.Option("--file", "-f", help="flows.yaml [default: in home]")]
+
+
+@flows_app.command("list")
+def flows_list(
+    ctx: typer.Context,
+    file: FlowsOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+) -> None:
+    """List the flows in flows.yaml."""
+    flows = load_flows(_flows_path(ctx, file)).flows
+    rows = [
+        {
+            "name": name,
+            "direction": f.direction,
+            "entity": f.entity,
+            "format": f.format.type,
+            "schedule": f.schedule,
+            "timezone": f.timezone,
+            "epicor": f.epicor,
+            "sftp": f.sftp,
+            "folder": f.folder,
+            "enabled": f.enabled,
+        }
+        for name, f in flows.items()
+    ]
+    if as_json:
+        out.print_json(data=rows)
+        return
+    table = Table("flow", "direction", "entity", "format", "schedule", "connections", "folder")
+    for r in rows:
+        table.add_row(
+            str(r["name"]) + ("" if r["enabled"] else " (disabled)"),
+            str(r["direction"]),
+            str(r["entity"]),
+            str(r["format"]),
+            f"{r['schedule'] or 'manual'} {r['timezone']}",
+            f"{r['epicor']} / {r['sftp']}",
+            str(r["folder"]),
+        )
+    out.print(table if rows else "no flows defined yet")
+
+
+@flows_app.command("validate")
+def flows_validate(ctx: typer.Context, file: FlowsOpt = None) -> None:
+    """Validate flows.yaml, including that the connections it names exist with the right kind."""
+    path = _flows_path(ctx, file)
+    flows = load_flows(path).flows
+    problems: list[str] = []
+    home = _state(ctx).home
+    if flows and (not home.database_url.startswith("sqlite") or home.sqlite_path.exists()):
+        store = _open_store(ctx)
+        try:
+            known = {c.name: c.kind for c in store.connections.list()}
+        finally:
+            store.close()
+        for name, flow in flows.items():
+            for key, kind in (("epicor", "epicor"), ("sftp", "sftp")):
+                conn = getattr(flow, key)
+                if conn not in known:
+                    problems.append(f"{path}: flow {name!r}: {key}: no connection named {conn!r}")
+                elif known[conn] != kind:
+                    problems.append(f"{path}: flow {name!r}: {key}: {conn!r} is a {known[conn]} connection")
+    if problems:
+        raise ConfigError("\n".join(problems))
+    out.print(f"[green]✓[/] {path}: {len(flows)} flow(s) valid")
+
+
+@flows_app.command("schema")
+def flows_schema(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout")] = None,
+) -> None:
+    """Print (or write) the JSON Schema of flows.yaml for editors."""
+    text = json.dumps(json_schema(), indent=2)
+    if output:
+        output.write_text(text + "\n", encoding="utf-8")
+        out.print(f"[green]✓[/] wrote {output}")
+    else:
+        typer.echo(text)
+
+
+# --- audit -----------------------------------------------------------------------------------
+
+_SINCE = re.compile(r"^(\d+)([smhd])$")
+
+
+def parse_since(value: str, now: datetime | None = None) -> datetime:
+    """``2h``, ``30m``, ``7d`` or an ISO date/time (UTC unless it says otherwise)."""
+    now = now or datetime.now(UTC)
+    m = _SINCE.match(value.strip())
+    if m:
+        unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[m.group(2)]
+        return now - timedelta(**{unit: int(m.group(1))})
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"--since {value!r}: use e.g. 2h, 30m, 7d or 2026-11-23T08:00") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@app.command()
+def audit(
+    ctx: typer.Context,
+    flow: Annotated[str | None, typer.Option(help="Only this flow")] = None,
+    run: Annotated[str | None, typer.Option(help="Only this run id")] = None,
+    file: Annotated[str | None, typer.Option(help="Only events about this file / subject")] = None,
+    kind: Annotated[str | None, typer.Option(help="Only this kind, or kind prefix (e.g. connection)")] = None,
+    since: Annotated[str | None, typer.Option(help="Since: 2h, 7d or an ISO time")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many (newest)")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines")] = False,
+) -> None:
+    """The audit trail: runs, API calls, transfers, records, errors."""
+    store = _open_store(ctx)
+    try:
+        events = store.audit.query(
+            flow=flow,
+            run_id=run,
+            subject=file,
+            kind=kind,
+            since=parse_since(since) if since else None,
+            limit=limit,
+        )
+    finally:
+        store.close()
+    if as_json:
+        for e in events:
+            typer.echo(json.dumps(e.as_json(), sort_keys=True))
+        return
+    table = Table("time (UTC)", "flow", "run", "kind", "subject", "outcome", "ms", "details")
+    for e in events:
+        table.add_row(
+            _ts(e.at),
+            e.flow or "",
+            (e.run_id or "")[:8],
+            e.kind,
+            e.subject or "",
+            e.outcome,
+            f"{e.duration_ms:.0f}" if e.duration_ms is not None else "",
+            json.dumps(e.details, sort_keys=True) if e.details else "",
+        )
+    out.print(table if events else "no audit events match")
+
+
+def _ts(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+# --- demo ------------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    home: Annotated[Path | None, typer.Option("--home", help="Demo home [default: a new temporary folder]")] = None,
+) -> None:
+    """Show what exists so far end to end, in a throwaway home (no real systems touched)."""
+    from .demo import run_demo
+
+    raise typer.Exit(run_demo(home, out))

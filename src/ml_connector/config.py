@@ -1,0 +1,395 @@
+"""Typed flow configuration (``flows.yaml``) with located error messages.
+
+Errors name the file, the line, the flow and the key, e.g.::
+
+    flows.yaml:14: flow 'vendors-out': format.columns[2].start: must be >= 1
+
+The file is read with ``yaml.safe_load`` semantics only: a partner- or user-supplied YAML file
+can never construct Python objects.
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import string
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from croniter import croniter
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .errors import ConfigError
+
+Entity = Literal["vendors", "ap-invoices", "ap-payments", "cash-receipts"]
+InboundEntity = Literal["vendors", "ap-invoices", "ap-payments", "cash-receipts", "acknowledgments"]
+
+# Default cursor per entity (DESIGN.md section 3): Vendor has no date column, only SysRevID.
+DEFAULT_CURSOR: dict[str, str] = {
+    "vendors": "SysRevID",
+    "ap-invoices": "SysRevID",
+    "ap-payments": "SysRevID",
+    "cash-receipts": "SysRevID",
+}
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+def _check_encoding(value: str) -> str:
+    try:
+        codecs.lookup(value)
+    except LookupError:
+        raise ValueError(f"unknown encoding {value!r} (e.g. utf-8, utf-8-sig, cp1252)") from None
+    return value
+
+
+class Column(_Model):
+    """One mapped column: a file column (CSV header or fixed-width slice) and an Epicor field."""
+
+    field: str = Field(description="Epicor field name (e.g. VendorID, InvoiceAmt)")
+    header: str | None = Field(None, description="CSV header; defaults to the field name")
+    start: int | None = Field(None, ge=1, description="fixed-width: 1-based start column")
+    length: int | None = Field(None, ge=1, description="fixed-width: width in characters")
+    align: Literal["left", "right"] = "left"
+    pad: str = Field(" ", min_length=1, max_length=1)
+    implied_decimals: int = Field(0, ge=0, le=10)
+    type: Literal["str", "int", "decimal", "date", "datetime", "bool"] = "str"
+    format: str | None = Field(None, description="date format (strftime) or number pattern like 0.00")
+    required: bool = False
+    default: str | None = None
+
+
+class CsvFormat(_Model):
+    type: Literal["csv"]
+    delimiter: str = Field(",", min_length=1, max_length=1)
+    quotechar: str = Field('"', min_length=1, max_length=1)
+    header: bool = True
+    encoding: str = "utf-8"
+    line_ending: Literal["\n", "\r\n"] = "\r\n"
+    neutralise_formulas: bool = Field(
+        False, description="prefix cells starting with = + - @ for partners opening files in Excel"
+    )
+    max_field_size: int = Field(131072, ge=1)
+    columns: list[Column] = Field(default_factory=list)
+
+    _enc = field_validator("encoding")(_check_encoding)
+
+
+class RecordLayout(_Model):
+    """A fixed-width record type (header, detail, trailer) selected by its discriminator value."""
+
+    code: str = Field(description="value of the record-type field for this layout")
+    role: Literal["header", "detail", "trailer"] = "detail"
+    columns: list[Column]
+
+
+class FixedWidthFormat(_Model):
+    type: Literal["fixed-width"]
+    encoding: str = "utf-8"
+    line_ending: Literal["\n", "\r\n"] = "\r\n"
+    line_length: int | None = Field(None, ge=1, description="exact record length, if fixed")
+    record_type: Column | None = Field(None, description="where the record-type code sits")
+    columns: list[Column] = Field(default_factory=list)
+    records: list[RecordLayout] = Field(default_factory=list)
+
+    _enc = field_validator("encoding")(_check_encoding)
+
+    @model_validator(mode="after")
+    def _positions(self) -> FixedWidthFormat:
+        for name, cols in [("columns", self.columns)] + [
+            (f"records[{i}].columns", r.columns) for i, r in enumerate(self.records)
+        ]:
+            for i, col in enumerate(cols):
+                if col.start is None or col.length is None:
+                    raise ValueError(f"{name}[{i}]: fixed-width columns need start and length")
+        if self.records and self.record_type is None:
+            raise ValueError("records: a multi-record layout needs record_type")
+        if not self.columns and not self.records:
+            raise ValueError("columns: a fixed-width layout needs columns or records")
+        return self
+
+
+class X12Partner(_Model):
+    """Envelope settings for one trading partner."""
+
+    sender_qualifier: str = Field("ZZ", min_length=2, max_length=2)
+    sender_id: str = Field("MLCONNECTOR", min_length=1, max_length=15)
+    receiver_qualifier: str = Field("ZZ", min_length=2, max_length=2)
+    receiver_id: str = Field("PARTNER", min_length=1, max_length=15)
+    gs_sender: str | None = None
+    gs_receiver: str | None = None
+    usage: Literal["P", "T"] = "P"
+    element_separator: str = Field("*", min_length=1, max_length=1)
+    component_separator: str = Field(":", min_length=1, max_length=1)
+    segment_terminator: str = Field("~", min_length=1, max_length=1)
+    repetition_separator: str = Field("^", min_length=1, max_length=1)
+    segment_newline: bool = Field(True, description="write a newline after each terminator")
+    on_delimiter_in_data: Literal["reject", "replace"] = "reject"
+    replacement: str = Field(" ", min_length=1, max_length=1)
+    charset: Literal["basic", "extended"] = "extended"
+
+    @model_validator(mode="after")
+    def _distinct(self) -> X12Partner:
+        seps = [
+            self.element_separator,
+            self.component_separator,
+            self.segment_terminator,
+            self.repetition_separator,
+        ]
+        if len(set(seps)) != len(seps):
+            raise ValueError("delimiters must all differ")
+        for sep in seps:
+            if sep in string.ascii_letters + string.digits:
+                raise ValueError(f"delimiter {sep!r} must not be a letter or digit")
+        if self.replacement in seps:
+            raise ValueError("replacement must not be a delimiter")
+        return self
+
+
+class X12Format(_Model):
+    type: Literal["x12"]
+    set: Literal["820", "810", "824", "997", "999", "TA1"] = "820"
+    version: Literal["004010", "005010"] = "004010"
+    partner: X12Partner = Field(default_factory=lambda: X12Partner())  # type: ignore[call-arg]
+    ack: bool = Field(True, description="inbound: answer each functional group with a 997")
+
+
+Format = Annotated[CsvFormat | FixedWidthFormat | X12Format, Field(discriminator="type")]
+
+
+class _FlowBase(_Model):
+    description: str | None = None
+    enabled: bool = True
+    schedule: str | None = Field(None, description="cron expression (5 fields)")
+    timezone: str = "UTC"
+    epicor: str = Field(description="name of an Epicor connection")
+    sftp: str = Field(description="name of an SFTP connection")
+    folder: str = Field(description="remote folder")
+    format: Format
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None and not croniter.is_valid(value):
+            raise ValueError(f"{value!r} is not a valid cron expression")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (e.g. America/Chicago)") from None
+        return value
+
+    @field_validator("folder")
+    @classmethod
+    def _folder(cls, value: str) -> str:
+        if not value.startswith("/") or "\x00" in value or "/../" in value + "/":
+            raise ValueError("must be an absolute remote path without '..'")
+        return value
+
+
+class OutboundFlow(_FlowBase):
+    direction: Literal["outbound"]
+    entity: Entity
+    cursor: str | None = Field(None, description="cursor field; default per entity")
+    overlap_seconds: int = Field(0, ge=0, description="date cursors: re-read this window")
+    filter: str | None = Field(None, description="extra OData $filter ANDed to the cursor filter")
+    page_size: int = Field(500, ge=1, le=10000)
+    filename: str = "{flow}_{now:%Y%m%d_%H%M%S}.{ext}"
+    split_every: int | None = Field(None, ge=1, description="records per file")
+    on_no_changes: Literal["skip", "empty-file"] = "skip"
+    on_conflict: Literal["fail", "overwrite", "unique"] = "fail"
+
+    @property
+    def cursor_field(self) -> str:
+        return self.cursor or DEFAULT_CURSOR[self.entity]
+
+
+class InboundFlow(_FlowBase):
+    direction: Literal["inbound"]
+    entity: InboundEntity
+    pattern: str = "*"
+    pattern_type: Literal["glob", "regex"] = "glob"
+    archive_folder: str | None = None
+    error_folder: str | None = None
+    ack_folder: str | None = None
+    settle_seconds: float = Field(5.0, ge=0)
+    min_age_seconds: float = Field(0.0, ge=0)
+    max_files_per_poll: int = Field(100, ge=1)
+    on_duplicate: Literal["skip", "process"] = "skip"
+    concurrency: int = Field(4, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _pattern(self) -> InboundFlow:
+        if self.pattern_type == "regex":
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern: not a valid regular expression ({exc})") from None
+        return self
+
+
+Flow = Annotated[OutboundFlow | InboundFlow, Field(discriminator="direction")]
+_FLOW = TypeAdapter(Flow)
+
+
+class FlowsFile(_Model):
+    """The whole ``flows.yaml``."""
+
+    flows: dict[str, Flow] = Field(default_factory=dict)
+
+
+# --- loading with located errors -------------------------------------------------------------
+
+_MESSAGES = {
+    "greater_than_equal": "must be >= {ge}",
+    "greater_than": "must be > {gt}",
+    "less_than_equal": "must be <= {le}",
+    "missing": "is required",
+    "extra_forbidden": "is not a known key",
+    "string_too_short": "must be at least {min_length} character(s)",
+    "string_too_long": "must be at most {max_length} character(s)",
+}
+
+
+def _message(error: Any) -> str:
+    template = _MESSAGES.get(error["type"])
+    if template:
+        try:
+            return template.format(**(error.get("ctx") or {}))
+        except (KeyError, IndexError):
+            pass
+    msg = str(error["msg"])
+    return msg.removeprefix("Value error, ")
+
+
+def _path(loc: tuple[Any, ...], raw: Any) -> tuple[str, list[Any]]:
+    """Render a pydantic location against the raw data, dropping union tags it added."""
+    parts: list[Any] = []
+    node = raw
+    for i, key in enumerate(loc):
+        last = i == len(loc) - 1
+        if isinstance(node, dict) and (key in node or last):
+            parts.append(key)
+            node = node.get(key)
+        elif isinstance(node, list) and isinstance(key, int):
+            parts.append(key)
+            node = node[key] if key < len(node) else None
+        else:
+            continue  # a discriminator tag such as 'csv' or 'outbound'
+    text = ""
+    for p in parts:
+        text += f"[{p}]" if isinstance(p, int) else (f".{p}" if text else str(p))
+    return text, parts
+
+
+def _line_of(node: yaml.Node | None, parts: list[Any]) -> int | None:
+    """1-based line of the deepest YAML node found along ``parts``."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for key in parts:
+        if isinstance(node, yaml.MappingNode):
+            nxt = None
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.value == str(key):
+                    nxt = v
+                    line = k.start_mark.line + 1
+                    break
+            node = nxt
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def parse_flows(text: str, source: str = "flows.yaml") -> FlowsFile:
+    """Parse and validate flows.yaml text; every problem is reported in one ConfigError."""
+    try:
+        raw = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    if raw is None:
+        return FlowsFile()
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping with a 'flows' key")
+    unknown = sorted(set(raw) - {"flows"})
+    if unknown:
+        raise ConfigError(f"{source}: unknown top-level key {unknown[0]!r} (expected 'flows')")
+    flows_raw = raw.get("flows") or {}
+    if not isinstance(flows_raw, dict):
+        raise ConfigError(f"{source}: 'flows' must be a mapping of flow name to flow")
+    flows_node = _line_node(root, "flows")
+    problems: list[str] = []
+    flows: dict[str, Any] = {}
+    for name, body in flows_raw.items():
+        name = str(name)
+        flow_node = _line_node(flows_node, name)
+        if not NAME_RE.match(name):
+            problems.append(
+                f"{source}:{_line_of(flow_node, [])}: flow {name!r}: name must be letters, "
+                "digits, '.', '_' or '-'"
+            )
+            continue
+        if not isinstance(body, dict):
+            problems.append(f"{source}:{_line_of(flow_node, [])}: flow {name!r}: must be a mapping")
+            continue
+        try:
+            flows[name] = _FLOW.validate_python(body)
+        except ValidationError as exc:
+            for error in exc.errors():
+                path, parts = _path(tuple(error["loc"]), body)
+                line = _line_of(flow_node, parts)
+                where = f"{source}:{line}" if line else source
+                key = f"{path}: " if path else ""
+                problems.append(f"{where}: flow {name!r}: {key}{_message(error)}")
+    if problems:
+        raise ConfigError("\n".join(dict.fromkeys(problems)))
+    return FlowsFile(flows=flows)
+
+
+def _line_node(node: yaml.Node | None, key: str) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            if isinstance(k, yaml.ScalarNode) and k.value == key:
+                return v
+    return None
+
+
+def load_flows(path: Path) -> FlowsFile:
+    """Read and validate a flows.yaml file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found (run 'ml-connector init')") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 (byte {exc.start})") from None
+    return parse_flows(text, source=str(path))
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of flows.yaml, for editors."""
+    schema = FlowsFile.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "ml-connector flows.yaml"
+    return schema

@@ -1,0 +1,13 @@
+"""Persistence: SQLAlchemy models, Alembic migrations, and the ``Store`` facade."""
+
+from .store import AuditLog, AuditRecord, ConnectionStore, FlowLocks, Store, StoredConnection, utcnow
+
+__all__ = [
+    "AuditLog",
+    "AuditRecord",
+    "ConnectionStore",
+    "FlowLocks",
+    "Store",
+    "StoredConnection",
+    "utcnow",
+]

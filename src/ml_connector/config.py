@@ -67,7 +67,9 @@ class Column(_Model):
     pad: str = Field(" ", min_length=1, max_length=1)
     implied_decimals: int = Field(0, ge=0, le=10)
     type: Literal["str", "int", "decimal", "date", "datetime", "bool"] = "str"
-    format: str | None = Field(None, description="date format (strftime) or number pattern like 0.00")
+    format: str | None = Field(
+        None, description="date format (strftime) or number pattern like 0.00"
+    )
     required: bool = False
     default: str | None = None
 
@@ -163,7 +165,7 @@ class X12Format(_Model):
     type: Literal["x12"]
     set: Literal["820", "810", "824", "997", "999", "TA1"] = "820"
     version: Literal["004010", "005010"] = "004010"
-    partner: X12Partner = Field(default_factory=lambda: X12Partner())  # type: ignore[call-arg]
+    partner: X12Partner = Field(default_factory=lambda: X12Partner())
     ack: bool = Field(True, description="inbound: answer each functional group with a 997")
 
 
@@ -372,7 +374,8 @@ def _line_node(node: yaml.Node | None, key: str) -> yaml.Node | None:
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
             if isinstance(k, yaml.ScalarNode) and k.value == key:
-                return v
+                found: yaml.Node = v
+                return found
     return None
 
 

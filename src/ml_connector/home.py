@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,7 +85,7 @@ class Home:
         cls,
         home: Path | None = None,
         database_url: str | None = None,
-        environ: dict[str, str] | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> Home:
         env = os.environ if environ is None else environ
         raw = home or Path(env.get(HOME_ENV) or DEFAULT_HOME)
@@ -92,10 +93,10 @@ class Home:
         url = database_url or env.get(DATABASE_URL_ENV) or f"sqlite:///{path / 'ml-connector.db'}"
         return cls(path=path, database_url=url)
 
-    def keyring(self, environ: dict[str, str] | None = None) -> Keyring:
+    def keyring(self, environ: Mapping[str, str] | None = None) -> Keyring:
         return load_keyring(self.key_file, environ)
 
-    def init(self, environ: dict[str, str] | None = None) -> list[str]:
+    def init(self, environ: Mapping[str, str] | None = None) -> list[str]:
         """Create what is missing; returns a line per thing created (idempotent)."""
         env = os.environ if environ is None else environ
         done: list[str] = []

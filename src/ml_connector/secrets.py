@@ -17,7 +17,7 @@ import hashlib
 import os
 import stat
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -181,7 +181,7 @@ def parse_key_lines(text: str, source: str) -> Keyring:
     return Keyring(tuple(keys), source)
 
 
-def load_keyring(key_file: Path, environ: dict[str, str] | None = None) -> Keyring:
+def load_keyring(key_file: Path, environ: Mapping[str, str] | None = None) -> Keyring:
     """Load the master keyring from the environment variable or the key file."""
     env = os.environ if environ is None else environ
     if env.get(MASTER_KEY_ENV):
@@ -200,7 +200,9 @@ def load_keyring(key_file: Path, environ: dict[str, str] | None = None) -> Keyri
     try:
         text = key_file.read_text(encoding="ascii")
     except (UnicodeDecodeError, OSError) as exc:
-        raise MasterKeyError(f"{key_file}: cannot be read as a key file ({type(exc).__name__})") from None
+        raise MasterKeyError(
+            f"{key_file}: cannot be read as a key file ({type(exc).__name__})"
+        ) from None
     return parse_key_lines(text, str(key_file))
 
 

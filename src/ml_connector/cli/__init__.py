@@ -29,4 +29,5 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write("interrupted\n")
         sys.exit(130)
 
+
 __all__ = ["app", "main", "typer"]

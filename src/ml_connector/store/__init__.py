@@ -1,6 +1,14 @@
 """Persistence: SQLAlchemy models, Alembic migrations, and the ``Store`` facade."""
 
-from .store import AuditLog, AuditRecord, ConnectionStore, FlowLocks, Store, StoredConnection, utcnow
+from .store import (
+    AuditLog,
+    AuditRecord,
+    ConnectionStore,
+    FlowLocks,
+    Store,
+    StoredConnection,
+    utcnow,
+)
 
 __all__ = [
     "AuditLog",

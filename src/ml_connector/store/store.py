@@ -149,9 +149,14 @@ class ConnectionStore:
 
     def count_not_under(self, key_id: str) -> int:
         with self._store.session() as s:
-            return s.scalar(
-                select(func.count()).select_from(m.Connection).where(m.Connection.key_id != key_id)
-            ) or 0
+            return (
+                s.scalar(
+                    select(func.count())
+                    .select_from(m.Connection)
+                    .where(m.Connection.key_id != key_id)
+                )
+                or 0
+            )
 
 
 def _stored(row: m.Connection) -> StoredConnection:
@@ -270,7 +275,7 @@ class FlowLocks:
             gone = s.execute(
                 delete(m.FlowLock).where(m.FlowLock.flow == flow, m.FlowLock.owner == owner)
             )
-            return gone.rowcount == 1  # type: ignore[attr-defined]
+            return bool(gone.rowcount == 1)  # type: ignore[attr-defined]
 
     def holder(self, flow: str) -> tuple[str, datetime] | None:
         with self._store.session() as s:
@@ -280,9 +285,7 @@ class FlowLocks:
             return row.owner, row.expires_at
 
     @contextmanager
-    def hold(
-        self, flow: str, owner: str, ttl: timedelta = timedelta(minutes=10)
-    ) -> Iterator[bool]:
+    def hold(self, flow: str, owner: str, ttl: timedelta = timedelta(minutes=10)) -> Iterator[bool]:
         """``with locks.hold(flow, owner) as got:`` runs the body either way; check ``got``."""
         got = self.acquire(flow, owner, ttl)
         try:

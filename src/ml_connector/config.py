@@ -67,9 +67,7 @@ class Column(_Model):
     pad: str = Field(" ", min_length=1, max_length=1)
     implied_decimals: int = Field(0, ge=0, le=10)
     type: Literal["str", "int", "decimal", "date", "datetime", "bool"] = "str"
-    format: str | None = Field(
-        None, description="date format (strftime) or number pattern like 0.00"
-    )
+    format: str | None = Field(None, description="date format (strftime) or number pattern like 0.00")
     required: bool = False
     default: str | None = None
 
@@ -349,8 +347,7 @@ def parse_flows(text: str, source: str = "flows.yaml") -> FlowsFile:
         flow_node = _line_node(flows_node, name)
         if not NAME_RE.match(name):
             problems.append(
-                f"{source}:{_line_of(flow_node, [])}: flow {name!r}: name must be letters, "
-                "digits, '.', '_' or '-'"
+                f"{source}:{_line_of(flow_node, [])}: flow {name!r}: name must be letters, digits, '.', '_' or '-'"
             )
             continue
         if not isinstance(body, dict):

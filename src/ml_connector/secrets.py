@@ -162,8 +162,7 @@ class Keyring:
             return AESGCM(key).decrypt(nonce, body, _aad(context, key_id))
         except InvalidTag:
             raise SecretDecryptError(
-                f"{context}: ciphertext failed authentication (tampered with, or copied from "
-                "another row)"
+                f"{context}: ciphertext failed authentication (tampered with, or copied from another row)"
             ) from None
 
 
@@ -189,20 +188,15 @@ def load_keyring(key_file: Path, environ: Mapping[str, str] | None = None) -> Ke
         return parse_key_lines(env[MASTER_KEY_ENV].replace(",", "\n"), MASTER_KEY_ENV)
     if not key_file.exists():
         raise MasterKeyError(
-            f"no master key: {key_file} does not exist and {MASTER_KEY_ENV} is not set "
-            "(run 'ml-connector init')"
+            f"no master key: {key_file} does not exist and {MASTER_KEY_ENV} is not set (run 'ml-connector init')"
         )
     mode = stat.S_IMODE(key_file.stat().st_mode)
     if mode & 0o077:
-        raise MasterKeyError(
-            f"{key_file}: permissions {mode:04o} are too open; run 'chmod 600 {key_file}'"
-        )
+        raise MasterKeyError(f"{key_file}: permissions {mode:04o} are too open; run 'chmod 600 {key_file}'")
     try:
         text = key_file.read_text(encoding="ascii")
     except (UnicodeDecodeError, OSError) as exc:
-        raise MasterKeyError(
-            f"{key_file}: cannot be read as a key file ({type(exc).__name__})"
-        ) from None
+        raise MasterKeyError(f"{key_file}: cannot be read as a key file ({type(exc).__name__})") from None
     return parse_key_lines(text, str(key_file))
 
 
@@ -210,9 +204,8 @@ def write_key_file(path: Path, keys: Iterable[bytes]) -> None:
     """Atomically replace the key file with these keys (first = active), mode 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    body = (
-        "# ml-connector master key: keep this file private and backed up apart from the database\n"
-        + "".join(encode_key(k) + "\n" for k in keys)
+    body = "# ml-connector master key: keep this file private and backed up apart from the database\n" + "".join(
+        encode_key(k) + "\n" for k in keys
     )
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:

@@ -32,9 +32,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-connections_app = typer.Typer(
-    help="Epicor and SFTP connections (stored encrypted).", no_args_is_help=True
-)
+connections_app = typer.Typer(help="Epicor and SFTP connections (stored encrypted).", no_args_is_help=True)
 keys_app = typer.Typer(help="The master key.", no_args_is_help=True)
 flows_app = typer.Typer(help="Flows defined in flows.yaml.", no_args_is_help=True)
 app.add_typer(connections_app, name="connections")
@@ -74,9 +72,7 @@ def _root(
     ctx: typer.Context,
     home: Annotated[
         Path | None,
-        typer.Option(
-            "--home", envvar="ML_CONNECTOR_HOME", help="Home folder [default: ~/.ml-connector]"
-        ),
+        typer.Option("--home", envvar="ML_CONNECTOR_HOME", help="Home folder [default: ~/.ml-connector]"),
     ] = None,
     database_url: Annotated[
         str | None,
@@ -87,9 +83,7 @@ def _root(
             show_envvar=True,
         ),
     ] = None,
-    verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, help="More log output")
-    ] = 0,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output")] = 0,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version")
     ] = False,
@@ -120,9 +114,7 @@ def init(ctx: typer.Context) -> None:
 
 # --- connections -----------------------------------------------------------------------------
 
-SecretEnv = Annotated[
-    str | None, typer.Option(metavar="NAME", help="read from this environment variable")
-]
+SecretEnv = Annotated[str | None, typer.Option(metavar="NAME", help="read from this environment variable")]
 SecretFile = Annotated[Path | None, typer.Option(metavar="PATH", help="read from this file")]
 SecretStdin = Annotated[bool, typer.Option(help="read one line from standard input")]
 Refused = Annotated[str | None, typer.Option(hidden=True)]
@@ -154,13 +146,9 @@ def add_epicor(
     key = read_secret("api-key", env=api_key_env, file=api_key_file, stdin=api_key_stdin)
     pw = read_secret("password", env=password_env, file=password_file, stdin=password_stdin)
     if key is None:
-        raise UsageError(
-            "an API key is required: --api-key-env NAME, --api-key-file PATH or --api-key-stdin"
-        )
+        raise UsageError("an API key is required: --api-key-env NAME, --api-key-file PATH or --api-key-stdin")
     if pw is None:
-        raise UsageError(
-            "a password is required: --password-env NAME, --password-file PATH or --password-stdin"
-        )
+        raise UsageError("a password is required: --password-env NAME, --password-file PATH or --password-stdin")
     if auth not in ("basic", "token"):
         raise UsageError("--auth must be 'basic' or 'token'")
     settings = EpicorSettings(
@@ -180,9 +168,7 @@ def add_epicor(
         stored = store.connections.add(name, settings, keyring)
     finally:
         store.close()
-    out.print(
-        f"[green]✓[/] added Epicor connection {stored.name!r} (encrypted with key {stored.key_id})"
-    )
+    out.print(f"[green]✓[/] added Epicor connection {stored.name!r} (encrypted with key {stored.key_id})")
 
 
 @connections_app.command("add-sftp")
@@ -217,14 +203,10 @@ def add_sftp(
     refuse_argv_secret("--password", password)
     refuse_argv_secret("--passphrase", passphrase)
     if private_key is not None:
-        raise UsageError(
-            "--private-key does not take key material on the command line; use --key-file PATH"
-        )
+        raise UsageError("--private-key does not take key material on the command line; use --key-file PATH")
     check_single_stdin(passphrase_stdin, password_stdin)
     pw = read_secret("password", env=password_env, file=password_file, stdin=password_stdin)
-    phrase = read_secret(
-        "passphrase", env=passphrase_env, file=passphrase_file, stdin=passphrase_stdin
-    )
+    phrase = read_secret("passphrase", env=passphrase_env, file=passphrase_file, stdin=passphrase_stdin)
     pkey = read_secret("private-key", env=None, file=key_file, stdin=False) if key_file else None
     if pkey is not None:
         _check_private_key(pkey.reveal(), phrase.reveal() if phrase else None, key_file)
@@ -253,9 +235,7 @@ def add_sftp(
         stored = store.connections.add(name, settings, keyring)
     finally:
         store.close()
-    out.print(
-        f"[green]✓[/] added SFTP connection {stored.name!r} (encrypted with key {stored.key_id})"
-    )
+    out.print(f"[green]✓[/] added SFTP connection {stored.name!r} (encrypted with key {stored.key_id})")
     for fp in settings.pinned_fingerprints():
         out.print(f"  pinned host key {fp}")
 
@@ -277,18 +257,14 @@ def _check_host_key(line: str) -> str:
     try:
         asyncssh.import_public_key(line)
     except asyncssh.KeyImportError:
-        raise UsageError(
-            "--host-key: not an OpenSSH public key line ('TYPE BASE64 [comment]')"
-        ) from None
+        raise UsageError("--host-key: not an OpenSSH public key line ('TYPE BASE64 [comment]')") from None
     parts = line.split()
     return f"{parts[0]} {parts[1]}"
 
 
 def _check_fingerprint(fp: str) -> str:
     if not re.fullmatch(r"SHA256:[A-Za-z0-9+/]{43}", fp.strip()):
-        raise UsageError(
-            "--fingerprint: expected 'SHA256:' and 43 base64 characters, as ssh-keygen -lf prints"
-        )
+        raise UsageError("--fingerprint: expected 'SHA256:' and 43 base64 characters, as ssh-keygen -lf prints")
     return fp.strip()
 
 
@@ -407,8 +383,7 @@ def rotate_keys(
     if from_env:
         if new_key_out is None:
             raise UsageError(
-                "the master key comes from ML_CONNECTOR_MASTER_KEY: give --new-key-out PATH to "
-                "receive the new key"
+                "the master key comes from ML_CONNECTOR_MASTER_KEY: give --new-key-out PATH to receive the new key"
             )
         if new_key_out.exists():
             raise UsageError(f"--new-key-out {new_key_out}: already exists; name a new file")
@@ -422,9 +397,7 @@ def rotate_keys(
         rows = store.connections.rotate(both, both)
         left = store.connections.count_not_under(key_id_of(new_key))
         if left:
-            raise MasterKeyError(
-                f"{left} connection(s) still under an old key; the old key was kept"
-            )
+            raise MasterKeyError(f"{left} connection(s) still under an old key; the old key was kept")
         if not from_env:
             write_key_file(home.key_file, [new_key])
         store.audit.record(
@@ -436,9 +409,7 @@ def rotate_keys(
     out.print(f"[green]✓[/] re-encrypted {rows} connection(s) under key {key_id_of(new_key)}")
     out.print(f"  retired key(s): {', '.join(old.ids)}")
     if from_env:
-        out.print(
-            f"  set ML_CONNECTOR_MASTER_KEY from {new_key_out} now; the old value no longer works"
-        )
+        out.print(f"  set ML_CONNECTOR_MASTER_KEY from {new_key_out} now; the old value no longer works")
 
 
 # --- flows -----------------------------------------------------------------------------------
@@ -448,9 +419,7 @@ def _flows_path(ctx: typer.Context, path: Path | None) -> Path:
     return path or _state(ctx).home.flows_file
 
 
-FlowsOpt = Annotated[
-    Path | None, typer.Option("--file", "-f", help="flows.yaml [default: in home]")
-]
+FlowsOpt = Annotated[Path | None, typer.Option("--file", "-f", help="flows.yaml [default: in home]")]
 
 
 @flows_app.command("list")
@@ -512,9 +481,7 @@ def flows_validate(ctx: typer.Context, file: FlowsOpt = None) -> None:
                 if conn not in known:
                     problems.append(f"{path}: flow {name!r}: {key}: no connection named {conn!r}")
                 elif known[conn] != kind:
-                    problems.append(
-                        f"{path}: flow {name!r}: {key}: {conn!r} is a {known[conn]} connection"
-                    )
+                    problems.append(f"{path}: flow {name!r}: {key}: {conn!r} is a {known[conn]} connection")
     if problems:
         raise ConfigError("\n".join(problems))
     out.print(f"[green]✓[/] {path}: {len(flows)} flow(s) valid")
@@ -522,9 +489,7 @@ def flows_validate(ctx: typer.Context, file: FlowsOpt = None) -> None:
 
 @flows_app.command("schema")
 def flows_schema(
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout")
-    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout")] = None,
 ) -> None:
     """Print (or write) the JSON Schema of flows.yaml for editors."""
     text = json.dumps(json_schema(), indent=2)
@@ -560,9 +525,7 @@ def audit(
     flow: Annotated[str | None, typer.Option(help="Only this flow")] = None,
     run: Annotated[str | None, typer.Option(help="Only this run id")] = None,
     file: Annotated[str | None, typer.Option(help="Only events about this file / subject")] = None,
-    kind: Annotated[
-        str | None, typer.Option(help="Only this kind, or kind prefix (e.g. connection)")
-    ] = None,
+    kind: Annotated[str | None, typer.Option(help="Only this kind, or kind prefix (e.g. connection)")] = None,
     since: Annotated[str | None, typer.Option(help="Since: 2h, 7d or an ISO time")] = None,
     limit: Annotated[int, typer.Option(help="At most this many (newest)")] = 200,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines")] = False,
@@ -608,9 +571,7 @@ def _ts(value: datetime) -> str:
 
 @app.command()
 def demo(
-    home: Annotated[
-        Path | None, typer.Option("--home", help="Demo home [default: a new temporary folder]")
-    ] = None,
+    home: Annotated[Path | None, typer.Option("--home", help="Demo home [default: a new temporary folder]")] = None,
 ) -> None:
     """Show what exists so far end to end, in a throwaway home (no real systems touched)."""
     from .demo import run_demo

@@ -27,9 +27,7 @@ def read_secret(
     """
     sources = [s for s in (env is not None, file is not None, stdin) if s]
     if len(sources) > 1:
-        raise UsageError(
-            f"{label}: give only one of --{label}-env, --{label}-file, --{label}-stdin"
-        )
+        raise UsageError(f"{label}: give only one of --{label}-env, --{label}-file, --{label}-stdin")
     if env is not None:
         value = (os.environ if environ is None else environ).get(env)
         if not value:

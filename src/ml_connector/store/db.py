@@ -33,9 +33,7 @@ def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise StoreError(
-            f"database URL {describe_url(url)!s} is not a valid SQLAlchemy URL"
-        ) from None
+        raise StoreError(f"database URL {describe_url(url)!s} is not a valid SQLAlchemy URL") from None
     kwargs: dict[str, Any] = {"future": True}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -84,9 +82,7 @@ def migrate(engine: Engine) -> None:
     try:
         current = current_revision(engine)
     except OperationalError as exc:
-        raise StoreError(
-            f"cannot open database {describe_url(str(engine.url))}: {exc.orig}"
-        ) from None
+        raise StoreError(f"cannot open database {describe_url(str(engine.url))}: {exc.orig}") from None
     if current is not None:
         try:
             script.get_revision(current)

@@ -127,9 +127,7 @@ class FileEntry(Base):
 
     __tablename__ = "files"
     __table_args__ = (
-        UniqueConstraint(
-            "flow", "direction", "remote_path", "size", "mtime", name="uq_files_identity"
-        ),
+        UniqueConstraint("flow", "direction", "remote_path", "size", "mtime", name="uq_files_identity"),
         Index("ix_files_flow_state", "flow", "state"),
         Index("ix_files_sha256", "sha256"),
     )

@@ -76,9 +76,7 @@ class ConnectionStore:
 
     def add(self, name: str, settings: ConnectionSettings, keyring: Keyring) -> StoredConnection:
         if not name or len(name) > 100 or not name.replace("-", "").replace("_", "").isalnum():
-            raise ConfigError(
-                f"connection name {name!r}: use letters, digits, '-' and '_' (1-100 characters)"
-            )
+            raise ConfigError(f"connection name {name!r}: use letters, digits, '-' and '_' (1-100 characters)")
         now = self._store.clock()
         conn_id = str(uuid.uuid4())
         key_id, blob = keyring.seal(serialize(settings), context=_context(conn_id))
@@ -95,12 +93,8 @@ class ConnectionStore:
             with self._store.session() as s, s.begin():
                 s.add(row)
         except IntegrityError:
-            raise ConfigError(
-                f"a connection named {name!r} already exists (remove it first)"
-            ) from None
-        self._store.audit.record(
-            "connection.added", subject=name, details={"kind": settings.kind, "key_id": key_id}
-        )
+            raise ConfigError(f"a connection named {name!r} already exists (remove it first)") from None
+        self._store.audit.record("connection.added", subject=name, details={"kind": settings.kind, "key_id": key_id})
         return self.get(name)
 
     def get(self, name: str) -> StoredConnection:
@@ -149,14 +143,7 @@ class ConnectionStore:
 
     def count_not_under(self, key_id: str) -> int:
         with self._store.session() as s:
-            return (
-                s.scalar(
-                    select(func.count())
-                    .select_from(m.Connection)
-                    .where(m.Connection.key_id != key_id)
-                )
-                or 0
-            )
+            return s.scalar(select(func.count()).select_from(m.Connection).where(m.Connection.key_id != key_id)) or 0
 
 
 def _stored(row: m.Connection) -> StoredConnection:
@@ -220,9 +207,7 @@ class AuditLog:
         if subject is not None:
             q = q.where(m.AuditEvent.subject == subject)
         if kind is not None:
-            q = q.where(
-                or_(m.AuditEvent.kind == kind, m.AuditEvent.kind.startswith(kind.rstrip(".") + "."))
-            )
+            q = q.where(or_(m.AuditEvent.kind == kind, m.AuditEvent.kind.startswith(kind.rstrip(".") + ".")))
         if since is not None:
             q = q.where(m.AuditEvent.at >= since)
         q = q.order_by(m.AuditEvent.id.desc())
@@ -232,9 +217,7 @@ class AuditLog:
             rows = list(s.scalars(q).all())
         rows.reverse()
         return [
-            AuditRecord(
-                r.id, r.at, r.run_id, r.flow, r.kind, r.subject, r.outcome, r.duration_ms, r.details
-            )
+            AuditRecord(r.id, r.at, r.run_id, r.flow, r.kind, r.subject, r.outcome, r.duration_ms, r.details)
             for r in rows
         ]
 
@@ -261,20 +244,14 @@ class FlowLocks:
                 return True
         try:
             with self._store.session() as s, s.begin():
-                s.execute(
-                    insert(m.FlowLock).values(
-                        flow=flow, owner=owner, acquired_at=now, expires_at=now + ttl
-                    )
-                )
+                s.execute(insert(m.FlowLock).values(flow=flow, owner=owner, acquired_at=now, expires_at=now + ttl))
         except IntegrityError:
             return False
         return True
 
     def release(self, flow: str, owner: str) -> bool:
         with self._store.session() as s, s.begin():
-            gone = s.execute(
-                delete(m.FlowLock).where(m.FlowLock.flow == flow, m.FlowLock.owner == owner)
-            )
+            gone = s.execute(delete(m.FlowLock).where(m.FlowLock.flow == flow, m.FlowLock.owner == owner))
             return bool(gone.rowcount == 1)  # type: ignore[attr-defined]
 
     def holder(self, flow: str) -> tuple[str, datetime] | None:

@@ -65,9 +65,7 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_files")),
-        sa.UniqueConstraint(
-            "flow", "direction", "remote_path", "size", "mtime", name="uq_files_identity"
-        ),
+        sa.UniqueConstraint("flow", "direction", "remote_path", "size", "mtime", name="uq_files_identity"),
     )
     with op.batch_alter_table("files", schema=None) as batch_op:
         batch_op.create_index("ix_files_flow_state", ["flow", "state"], unique=False)
@@ -127,9 +125,7 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["file_id"], ["files.id"], name=op.f("fk_records_file_id_files"), ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["file_id"], ["files.id"], name=op.f("fk_records_file_id_files"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_records")),
         sa.UniqueConstraint("idempotency_key", name=op.f("uq_records_idempotency_key")),
     )

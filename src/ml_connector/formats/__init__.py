@@ -1,0 +1,1 @@
+"""Pure, streaming readers and writers for the file formats partners send."""

@@ -1,0 +1,240 @@
+"""820 Payment Order / Remittance Advice: payments to 820 segments, and 820 sets to advice.
+
+Writing follows the generic 004010/005010 layout: BPR, TRN, CUR, REF, DTM, N1 PR and PE loops,
+then ENT with one RMR (+ DTM) per invoice paid. Reading is tolerant: amounts are parsed as
+``Decimal``, an unreadable amount becomes an AK4 finding (the set is rejected in the 997), and
+BPR02 not matching the sum of RMR04 is a warning only (real partners' files often disagree).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+
+from .model import Finding, TransactionSet, element
+from .writer import Element
+
+_NUMERIC = re.compile(r"^-?(\d+\.?\d*|\.\d+)$")
+MAX_ID_LENGTH = {"004010": 30, "005010": 50}
+
+
+@dataclass(frozen=True)
+class RemittanceLine:
+    """One invoice paid (an RMR loop)."""
+
+    invoice_num: str
+    paid: Decimal
+    invoice_amount: Decimal | None = None
+    discount: Decimal | None = None
+    invoice_date: date | None = None
+    qualifier: str = "IV"
+    adjustments: tuple[tuple[Decimal, str], ...] = ()  # (ADX01 amount, ADX02 reason)
+    position: int | None = None  # RMR's segment position in the set (reading)
+
+
+@dataclass(frozen=True)
+class Payment:
+    """A payment to remit: Kinetic CheckHed + its APTran lines + the vendor."""
+
+    trace_number: str  # TRN02: check or EFT trace number
+    payment_date: date
+    amount: Decimal
+    payer_name: str
+    payee_name: str
+    payee_id: str | None = None  # vendor id at the payer (N1*PE*…*92*)
+    payer_id: str | None = None
+    method: str = "CHK"  # BPR04: CHK, ACH, FWT, …
+    handling: str = "I"  # BPR01: I remittance only, C payment with remittance
+    currency: str = "USD"
+    reference: str | None = None  # REF*CK (the check number if it differs from the trace)
+    lines: tuple[RemittanceLine, ...] = ()
+
+
+@dataclass
+class PaymentAdvice:
+    """What an inbound 820 says, as plain data for posting."""
+
+    trace_number: str
+    payment_date: date | None
+    amount: Decimal
+    handling: str
+    method: str
+    credit_debit: str
+    currency: str | None
+    payer_name: str | None
+    payer_id: str | None
+    payee_name: str | None
+    payee_id: str | None
+    set_control: str
+    lines: list[RemittanceLine] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def format_amount(value: Decimal) -> str:
+    """X12 R type: no exponent, no plus sign, no needless trailing zeros."""
+    text = f"{value:f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
+def payment_to_820(payment: Payment, version: str = "004010",
+                   created: datetime | None = None) -> list[tuple[str, Sequence[Element | None]]]:  # fmt: skip
+    """The body segments (between ST and SE) of an 820 for one payment."""
+    limit = MAX_ID_LENGTH.get(version, 30)
+    for label, value in (("TRN02 trace number", payment.trace_number),
+                         *((f"RMR02 invoice {ln.invoice_num}", ln.invoice_num) for ln in payment.lines)):  # fmt: skip
+        if len(value) > limit:
+            from .writer import X12WriteError
+
+            raise X12WriteError(f"{label}: {len(value)} characters, {version} allows {limit}")
+    when = payment.payment_date.strftime("%Y%m%d")
+    bpr: list[str | None] = [payment.handling, format_amount(payment.amount), "C", payment.method]
+    bpr += [None] * 11 + [when]  # BPR05-BPR15 (bank details) left to the bank file; BPR16 date
+    body: list[tuple[str, Sequence[Element | None]]] = [
+        ("BPR", bpr),
+        ("TRN", ["1", payment.trace_number]),
+        ("CUR", ["PR", payment.currency]),
+    ]
+    if payment.reference:
+        body.append(("REF", ["CK", payment.reference]))
+    body.append(
+        (
+            "DTM",
+            [
+                "097",
+                (created or datetime.combine(payment.payment_date, datetime.min.time())).strftime("%Y%m%d"),
+            ],
+        )
+    )
+    body.append(("N1", ["PR", payment.payer_name, "91" if payment.payer_id else None, payment.payer_id]))
+    body.append(("N1", ["PE", payment.payee_name, "92" if payment.payee_id else None, payment.payee_id]))
+    body.append(("ENT", ["1"]))
+    for ln in payment.lines:
+        body.append(
+            ("RMR", [ln.qualifier, ln.invoice_num, "PI", format_amount(ln.paid),
+                     format_amount(ln.invoice_amount) if ln.invoice_amount is not None else None,
+                     format_amount(ln.discount) if ln.discount else None])
+        )  # fmt: skip
+        if ln.invoice_date:
+            body.append(("DTM", ["003", ln.invoice_date.strftime("%Y%m%d")]))
+    return body
+
+
+def _amount(seg: list[str], index: int, pos: int, ref: str, findings: list[Finding],
+            where: str, required: bool = False) -> Decimal | None:  # fmt: skip
+    raw = element(seg, index).strip()
+    if not raw:
+        if required:
+            findings.append(Finding("element", "1", f"{seg[0]}{index:02d} is required", where,
+                                    segment_id=seg[0], segment_position=pos, element_position=index,
+                                    element_ref=ref))  # fmt: skip
+        return None
+    if not _NUMERIC.match(raw):
+        findings.append(Finding("element", "6", f"{seg[0]}{index:02d} {raw[:40]!r} is not a number", where,
+                                segment_id=seg[0], segment_position=pos, element_position=index,
+                                element_ref=ref, bad_value=raw))  # fmt: skip
+        return None
+    try:
+        return Decimal(raw)
+    except InvalidOperation:  # pragma: no cover - the pattern already excludes these
+        return None
+
+
+def _date(raw: str) -> date | None:
+    raw = raw.strip()
+    for fmt in ("%Y%m%d", "%y%m%d"):
+        try:
+            return datetime.strptime(raw, fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
+def interpret_820(ts: TransactionSet, name: str = "") -> tuple[PaymentAdvice | None, list[Finding]]:
+    """Payment advice from one 820 set; findings are also added to the set's summary."""
+    where = f"{name + ': ' if name else ''}set 820 {ts.summary.st02}"
+    findings: list[Finding] = []
+    version = ts.group.version[:6]
+    bpr = next(((i, s) for i, s in enumerate(ts.segments, 1) if s[0] == "BPR"), None)
+    if version and version < "004010" and bpr is None:
+        findings.append(Finding("set", "1", f"820 version {version} (BPS/RMT layout) is not supported", where))
+        ts.summary.findings.extend(findings)
+        return None, findings
+    if bpr is None:
+        findings.append(Finding("segment", "3", "mandatory segment BPR is missing", where,
+                                segment_id="BPR", segment_position=2))  # fmt: skip
+        ts.summary.findings.extend(findings)
+        return None, findings
+    bpr_pos, bpr_seg = bpr
+    total = _amount(bpr_seg, 2, bpr_pos, "782", findings, where, required=True)
+    advice = PaymentAdvice(
+        trace_number="",
+        payment_date=_date(element(bpr_seg, 16)),
+        amount=total if total is not None else Decimal(0),
+        handling=element(bpr_seg, 1).strip(),
+        credit_debit=element(bpr_seg, 3).strip(),
+        method=element(bpr_seg, 4).strip(),
+        currency=None,
+        payer_name=None,
+        payer_id=None,
+        payee_name=None,
+        payee_id=None,
+        set_control=ts.summary.st02,
+    )
+    current: dict[str, object] | None = None
+    lines: list[dict[str, object]] = []
+    for pos, seg in enumerate(ts.segments, 1):
+        sid = seg[0]
+        if sid == "TRN" and not advice.trace_number:
+            advice.trace_number = element(seg, 2).strip()
+        elif sid == "CUR":
+            advice.currency = element(seg, 2).strip() or None
+        elif sid == "N1":
+            who = element(seg, 1).strip()
+            if who == "PR":
+                advice.payer_name, advice.payer_id = (
+                    element(seg, 2).strip(),
+                    element(seg, 4).strip() or None,
+                )
+            elif who == "PE":
+                advice.payee_name, advice.payee_id = (
+                    element(seg, 2).strip(),
+                    element(seg, 4).strip() or None,
+                )
+        elif sid == "RMR":
+            paid = _amount(seg, 4, pos, "782", findings, where)
+            current = {
+                "qualifier": element(seg, 1).strip(),
+                "invoice_num": element(seg, 2).strip(),
+                "paid": paid if paid is not None else Decimal(0),
+                "invoice_amount": _amount(seg, 5, pos, "782", findings, where),
+                "discount": _amount(seg, 6, pos, "782", findings, where),
+                "adjustments": [],
+                "position": pos,
+            }
+            lines.append(current)
+        elif sid == "ADX" and current is not None:
+            amt = _amount(seg, 1, pos, "782", findings, where)
+            if amt is not None:
+                current["adjustments"].append((amt, element(seg, 2).strip()))  # type: ignore[attr-defined]
+        elif sid == "DTM" and current is not None and element(seg, 1) in ("003", "004"):
+            current["invoice_date"] = _date(element(seg, 2))
+        elif sid == "ENT":
+            current = None
+    for ln in lines:
+        ln["adjustments"] = tuple(ln["adjustments"])  # type: ignore[arg-type]
+        advice.lines.append(RemittanceLine(**ln))  # type: ignore[arg-type]
+    if not advice.trace_number:
+        advice.warnings.append(f"{where}: no TRN02 trace number; the check/reference number is unknown")
+    paid_sum = sum((ln.paid for ln in advice.lines), Decimal(0))
+    if total is not None and advice.lines and paid_sum != total:
+        advice.warnings.append(
+            f"{where}: BPR02 {format_amount(total)} differs from the sum of RMR04 {format_amount(paid_sum)} "
+            f"by {format_amount(total - paid_sum)}"
+        )
+    ts.summary.findings.extend(findings)
+    return (advice if not any(f.severity == "error" for f in findings) else None), findings

@@ -1,0 +1,115 @@
+"""Typed values in flat files: text to Python values and back, per mapped column.
+
+Amounts are ``Decimal`` end to end (never float). Errors are ``RecordError``s whose message
+names the place (file, line, column) and the Epicor field, never a secret.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from ..config import Column
+from ..errors import RecordError
+
+TRUE = {"true", "t", "yes", "y", "1"}
+FALSE = {"false", "f", "no", "n", "0"}
+_DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+_INT = re.compile(r"^[+-]?\d+$")
+
+
+class FormatError(RecordError):
+    """A whole file cannot be read with its layout (bad header, undecodable bytes…)."""
+
+
+@dataclass
+class Record:
+    """One parsed record: its index in the file, where it is, its values or its error."""
+
+    index: int
+    position: str  # "line 12" or "line 12 (record D)"
+    values: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    record_type: str | None = None
+
+
+def label(col: Column) -> str:
+    return f"{col.header or col.field} ({col.field})" if col.header and col.header != col.field else col.field
+
+
+def parse_value(text: str, col: Column, where: str, implied_decimals: int = 0) -> Any:
+    """Coerce one field's text to the column's type; empty text gives the default or None."""
+    if text == "" or text.isspace():
+        if col.default is not None:
+            text = col.default
+        elif col.required:
+            raise RecordError(f"{where}: {label(col)} is required")
+        else:
+            return None
+    t = col.type
+    try:
+        if t == "str":
+            return text
+        if t == "int":
+            if not _INT.match(text.strip()):
+                raise ValueError
+            return int(text)
+        if t == "decimal":
+            raw = text.strip()
+            if not _DECIMAL.match(raw):
+                raise ValueError
+            value = Decimal(raw)
+            return value.scaleb(-implied_decimals) if implied_decimals and "." not in raw else value
+        if t == "date":
+            return datetime.strptime(text.strip(), col.format or "%Y-%m-%d").date()
+        if t == "datetime":
+            return datetime.strptime(text.strip(), col.format or "%Y-%m-%dT%H:%M:%S")
+        if t == "bool":
+            low = text.strip().lower()
+            if low in TRUE:
+                return True
+            if low in FALSE:
+                return False
+            raise ValueError
+    except (ValueError, InvalidOperation):
+        shown = text if len(text) <= 40 else text[:40] + "…"
+        fmt = f" in format {col.format!r}" if col.format and t in ("date", "datetime") else ""
+        raise RecordError(f"{where}: {label(col)}: {shown!r} is not a valid {t}{fmt}") from None
+    raise AssertionError(f"unknown type {t}")  # pragma: no cover - the config model limits it
+
+
+def _decimal_places(pattern: str) -> int | None:
+    """Places in a number pattern such as ``0.00`` (None when it is not one)."""
+    if re.fullmatch(r"0+(\.0+)?", pattern):
+        return len(pattern.split(".")[1]) if "." in pattern else 0
+    return None
+
+
+def format_value(value: Any, col: Column, where: str, implied_decimals: int = 0) -> str:
+    """Render one value for a file; None gives the default or empty text."""
+    if value is None or value == "":
+        if col.required and col.default is None:
+            raise RecordError(f"{where}: {label(col)} is required")
+        return col.default or ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        raise RecordError(f"{where}: {label(col)}: float values are refused (use Decimal)")
+    if isinstance(value, Decimal) or (col.type == "decimal" and isinstance(value, int)):
+        dec = Decimal(value)
+        places = _decimal_places(col.format) if col.format else None
+        if places is not None:
+            dec = dec.quantize(Decimal(1).scaleb(-places))
+        if implied_decimals:
+            dec = (dec.scaleb(implied_decimals)).quantize(Decimal(1))
+            if dec != dec.to_integral_value():  # pragma: no cover - quantize made it integral
+                raise RecordError(f"{where}: {label(col)}: {value} has more places than the layout")
+        return f"{dec:f}"
+    if isinstance(value, datetime):
+        return value.strftime(col.format or "%Y-%m-%dT%H:%M:%S")
+    if isinstance(value, date):
+        return value.strftime(col.format or "%Y-%m-%d")
+    return str(value)

@@ -1,0 +1,188 @@
+"""CSV with a header mapping both ways, strict decoding and typed coercion, streaming.
+
+Reading decodes strictly: an undecodable byte is a ``FormatError`` naming the line, never a
+silent replacement. Writing encodes each row for the partner's encoding, so a character the
+encoding lacks is a ``RecordError`` for that row alone. Spreadsheet formula neutralisation is a
+per-flow switch: on for partners who open files in Excel, off for machine partners (where a
+leading quote would corrupt ``-12.50``).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+from collections.abc import Iterator, Mapping
+from typing import Any, BinaryIO
+
+from ..config import Column, CsvFormat
+from ..errors import RecordError
+from .coerce import FormatError, Record, format_value, label, parse_value
+
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
+
+
+def _columns(fmt: CsvFormat) -> list[Column]:
+    return fmt.columns
+
+
+def _ensure_field_limit(limit: int) -> None:
+    # csv.field_size_limit is process-wide: only ever raise it; our own check enforces `limit`.
+    if csv.field_size_limit() < limit:
+        csv.field_size_limit(limit)
+
+
+class CsvReader:
+    """Iterates ``Record``s from a binary stream; bad rows become records with ``error`` set."""
+
+    def __init__(self, stream: BinaryIO, fmt: CsvFormat, name: str = "<csv>") -> None:
+        self.fmt = fmt
+        self.name = name
+        self._stream = stream
+        self.header: list[str] | None = None
+        _ensure_field_limit(fmt.max_field_size + 1)
+
+    def _text(self) -> io.TextIOWrapper:
+        return io.TextIOWrapper(self._stream, encoding=self.fmt.encoding, errors="strict", newline="")
+
+    def __iter__(self) -> Iterator[Record]:
+        fmt = self.fmt
+        text = self._text()
+        reader = csv.reader(text, delimiter=fmt.delimiter, quotechar=fmt.quotechar, strict=True)
+        cols = _columns(fmt)
+        index_of: list[int]
+        rows = self._rows(reader)
+        if fmt.header:
+            first = next(rows, None)
+            if first is None:
+                return
+            _line, header = first
+            if header and header[0].startswith("\ufeff"):
+                header[0] = header[0][1:]  # a BOM in a file declared plain utf-8
+            self.header = header
+            positions = {h.strip(): i for i, h in enumerate(header)}
+            index_of = []
+            for i, col in enumerate(cols):
+                key = col.header or col.field
+                if key not in positions:
+                    if col.required:
+                        raise FormatError(
+                            f"{self.name}: line 1: the header has no column {key!r} (format.columns[{i}] is required)"
+                        )
+                    index_of.append(-1)
+                else:
+                    index_of.append(positions[key])
+        else:
+            index_of = list(range(len(cols)))
+        count = 0
+        limit = fmt.max_field_size
+        for line, row in rows:
+            if not row or (len(row) == 1 and row[0] == ""):
+                continue  # blank line
+            where = f"{self.name}: line {line}"
+            rec = Record(index=count, position=f"line {line}")
+            count += 1
+            try:
+                for col, i in zip(cols, index_of, strict=True):
+                    raw = row[i] if 0 <= i < len(row) else ""
+                    if len(raw) > limit:
+                        raise RecordError(f"{where}: {label(col)}: field is {len(raw)} characters, limit {limit}")
+                    rec.values[col.field] = parse_value(raw, col, where)
+            except RecordError as exc:
+                rec.error = str(exc)
+                rec.values = {}
+            yield rec
+
+    def _rows(self, reader: Any) -> Iterator[tuple[int, list[str]]]:
+        line = 1
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except UnicodeDecodeError as exc:
+                raise FormatError(
+                    f"{self.name}: line {reader.line_num + 1}: bytes are not valid {self.fmt.encoding} ({exc.reason})"
+                ) from None
+            except csv.Error as exc:
+                raise FormatError(f"{self.name}: line {reader.line_num}: {exc}") from None
+            yield line, row
+            line = reader.line_num + 1
+
+
+class CsvWriter:
+    """Writes mapped records to a binary stream, row by row."""
+
+    def __init__(self, stream: BinaryIO, fmt: CsvFormat, name: str = "<csv>") -> None:
+        self.fmt = fmt
+        self.name = name
+        self._out = stream
+        self._buf = io.StringIO()
+        self._csv = csv.writer(
+            self._buf,
+            delimiter=fmt.delimiter,
+            quotechar=fmt.quotechar,
+            lineterminator=fmt.line_ending,
+            quoting=csv.QUOTE_MINIMAL,
+        )
+        self._cols = _columns(fmt)
+        codec = codecs.lookup(fmt.encoding).name
+        self._encoding = "utf-8" if codec == "utf-8-sig" else fmt.encoding
+        self._bom = codec == "utf-8-sig"
+        self._unicode_safe = codec in ("utf-8", "utf-8-sig", "utf-16", "utf-32")
+        self.rows = 0
+
+    def _flush_line(self) -> None:
+        text = self._buf.getvalue()
+        self._buf.seek(0)
+        self._buf.truncate()
+        if self._bom:
+            self._out.write(codecs.BOM_UTF8)
+            self._bom = False
+        self._out.write(text.encode(self._encoding))
+
+    def write_header(self) -> None:
+        if self.fmt.header:
+            self._csv.writerow([c.header or c.field for c in self._cols])
+            self._flush_line()
+
+    def _cell(self, text: str) -> str:
+        if self.fmt.neutralise_formulas and text.startswith(FORMULA_TRIGGERS):
+            return "'" + text
+        return text
+
+    def render(self, record: Mapping[str, Any], where: str) -> list[str]:
+        """The cells of one record (raises ``RecordError`` without writing anything)."""
+        cells = []
+        for col in self._cols:
+            text = format_value(record.get(col.field), col, where)
+            if len(text) > self.fmt.max_field_size:
+                raise RecordError(f"{where}: {label(col)}: {len(text)} characters, limit {self.fmt.max_field_size}")
+            if not self._unicode_safe:
+                try:
+                    text.encode(self._encoding)
+                except UnicodeEncodeError as exc:
+                    raise RecordError(
+                        f"{where}: {label(col)}: character {text[exc.start]!r} cannot be written in {self.fmt.encoding}"
+                    ) from None
+            cells.append(self._cell(text))
+        return cells
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        where = f"{self.name}: record {self.rows + 1}"
+        self._csv.writerow(self.render(record, where))
+        self._flush_line()
+        self.rows += 1
+
+    def write_many(self, records: Iterator[Mapping[str, Any]] | list[Mapping[str, Any]]) -> None:
+        """Faster path for many records: one encode per batch."""
+        batch = 0
+        for record in records:
+            where = f"{self.name}: record {self.rows + 1}"
+            self._csv.writerow(self.render(record, where))
+            self.rows += 1
+            batch += 1
+            if batch >= 2000:
+                self._flush_line()
+                batch = 0
+        self._flush_line()

@@ -1,0 +1,153 @@
+"""Fixed-width files: columns by 1-based start and length, as partners' specs write them.
+
+Multi-record layouts (header / detail / trailer) are chosen by a record-type field. Values are
+never truncated: one too wide for its column is a ``RecordError`` for that record.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Mapping
+from typing import Any, BinaryIO
+
+from ..config import Column, FixedWidthFormat, RecordLayout
+from ..errors import RecordError
+from .coerce import FormatError, Record, format_value, label, parse_value
+
+
+def _slice(line: str, col: Column) -> str:
+    assert col.start is not None and col.length is not None
+    return line[col.start - 1 : col.start - 1 + col.length]
+
+
+def _unpad(text: str, col: Column) -> str:
+    return text.rstrip(col.pad) if col.align == "left" else text.lstrip(col.pad)
+
+
+class FixedWidthReader:
+    """Iterates ``Record``s from a binary stream; bad lines become records with ``error`` set."""
+
+    def __init__(self, stream: BinaryIO, fmt: FixedWidthFormat, name: str = "<fixed-width>") -> None:
+        self.fmt = fmt
+        self.name = name
+        self._stream = stream
+        self._layouts: dict[str, RecordLayout] = {r.code: r for r in fmt.records}
+
+    def _lines(self) -> Iterator[tuple[int, str]]:
+        text = io.TextIOWrapper(self._stream, encoding=self.fmt.encoding, errors="strict", newline="")
+        number = 0
+        while True:
+            try:
+                line = text.readline()
+            except UnicodeDecodeError as exc:
+                raise FormatError(
+                    f"{self.name}: line {number + 1}: bytes are not valid {self.fmt.encoding} ({exc.reason})"
+                ) from None
+            if not line:
+                return
+            number += 1
+            yield number, line.rstrip("\r\n")
+
+    def __iter__(self) -> Iterator[Record]:
+        fmt = self.fmt
+        count = 0
+        for number, line in self._lines():
+            if number == 1 and line.startswith("\ufeff"):
+                line = line[1:]
+            if not line.strip():
+                continue
+            where = f"{self.name}: line {number}"
+            rec = Record(index=count, position=f"line {number}")
+            count += 1
+            try:
+                cols = fmt.columns
+                if fmt.record_type is not None and fmt.records:
+                    code = _slice(line, fmt.record_type).strip()
+                    layout = self._layouts.get(code)
+                    rt = fmt.record_type
+                    if layout is None:
+                        raise RecordError(
+                            f"{where}: unknown record type {code!r} at columns {rt.start}-"
+                            f"{(rt.start or 0) + (rt.length or 0) - 1} (expected {', '.join(self._layouts)})"
+                        )
+                    rec.record_type = code
+                    rec.position = f"line {number} (record {code})"
+                    cols = layout.columns
+                if fmt.line_length is not None and len(line) != fmt.line_length:
+                    raise RecordError(f"{where}: line is {len(line)} characters, the layout says {fmt.line_length}")
+                for col in cols:
+                    assert col.start is not None and col.length is not None
+                    if col.start - 1 >= len(line) and col.required:
+                        raise RecordError(f"{where}: column {col.start}: line ends at {len(line)}, before {label(col)}")
+                    raw = _unpad(_slice(line, col), col)
+                    rec.values[col.field] = parse_value(
+                        raw, col, f"{where}: column {col.start}", implied_decimals=col.implied_decimals
+                    )
+            except RecordError as exc:
+                rec.error = str(exc)
+                rec.values = {}
+            yield rec
+
+
+class FixedWidthWriter:
+    """Writes records as fixed-width lines to a binary stream."""
+
+    def __init__(self, stream: BinaryIO, fmt: FixedWidthFormat, name: str = "<fixed-width>") -> None:
+        self.fmt = fmt
+        self.name = name
+        self._out = stream
+        self._layouts = {r.code: r for r in fmt.records}
+        self.rows = 0
+
+    def render(self, record: Mapping[str, Any], record_type: str | None = None) -> str:
+        """One line (without its ending); raises ``RecordError`` and writes nothing on bad data."""
+        where = f"{self.name}: record {self.rows + 1}"
+        cols = self.fmt.columns
+        if record_type is not None:
+            layout = self._layouts.get(record_type)
+            if layout is None:
+                raise RecordError(f"{where}: no layout for record type {record_type!r}")
+            cols = layout.columns
+        width = max((c.start or 1) + (c.length or 0) - 1 for c in cols)
+        if self.fmt.record_type is not None and record_type is not None:
+            rt = self.fmt.record_type
+            width = max(width, (rt.start or 1) + (rt.length or 0) - 1)
+        if self.fmt.line_length:
+            width = max(width, self.fmt.line_length)
+        line = [" "] * width
+        fields: list[tuple[Column, str]] = []
+        if self.fmt.record_type is not None and record_type is not None:
+            fields.append((self.fmt.record_type, record_type))
+        for col in cols:
+            text = format_value(record.get(col.field), col, where, implied_decimals=col.implied_decimals)
+            fields.append((col, text))
+        for col, text in fields:
+            assert col.start is not None and col.length is not None
+            if "\n" in text or "\r" in text:
+                raise RecordError(f"{where}: {label(col)}: value contains a line break")
+            if len(text) > col.length:
+                shown = text if len(text) <= 30 else text[:30] + "…"
+                raise RecordError(
+                    f"{where}: {label(col)}: {shown!r} is {len(text)} characters, the column (start {col.start}) "
+                    f"is {col.length} wide"
+                )
+            if col.align == "left":
+                cell = text.ljust(col.length, col.pad)
+            elif col.pad == "0" and text.startswith("-"):
+                cell = "-" + text[1:].rjust(col.length - 1, "0")  # zero-fill after the sign
+            else:
+                cell = text.rjust(col.length, col.pad)
+            line[col.start - 1 : col.start - 1 + col.length] = list(cell)
+        return "".join(line)
+
+    def write(self, record: Mapping[str, Any], record_type: str | None = None) -> None:
+        line = self.render(record, record_type) + self.fmt.line_ending
+        try:
+            data = line.encode(self.fmt.encoding)
+        except UnicodeEncodeError as exc:
+            raise RecordError(
+                f"{self.name}: record {self.rows + 1}: character {line[exc.start]!r} cannot be written in "
+                f"{self.fmt.encoding}"
+            ) from None
+        self._out.write(data)
+        self.rows += 1

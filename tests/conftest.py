@@ -17,9 +17,7 @@ from sqlalchemy.exc import OperationalError
 from ml_connector.secrets import Keyring, generate_key
 from ml_connector.store import Store
 
-PG_ADMIN_URL = os.environ.get(
-    "ML_CONNECTOR_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+PG_ADMIN_URL = os.environ.get("ML_CONNECTOR_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -91,9 +89,7 @@ class CliResult:
 
 
 @pytest.fixture
-def cli(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> object:
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> object:
     """Run ``ml-connector`` in-process against a home in tmp_path."""
     from ml_connector.cli import main
 

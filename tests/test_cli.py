@@ -33,9 +33,7 @@ def _init(cli: Any) -> Path:
     return home
 
 
-def _add_all(
-    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, encrypted_key: bool = False
-) -> str:
+def _add_all(cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, encrypted_key: bool = False) -> str:
     """Add both kinds of connection with canary values via env, file and stdin; returns key body.
 
     An encrypted key costs ~3 s of bcrypt KDF, so only the leak test asks for one.
@@ -161,9 +159,7 @@ def test_env_name_is_never_echoed(cli: Any) -> None:
 def test_sftp_requires_pinned_host_key(cli: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     _init(cli)
     monkeypatch.setenv("PW", "pw-value-1")
-    r = cli(
-        "connections", "add-sftp", "s", "--host", "h", "--username", "u", "--password-env", "PW"
-    )
+    r = cli("connections", "add-sftp", "s", "--host", "h", "--username", "u", "--password-env", "PW")
     assert r.exit_code == 2 and "no host key pinned" in r.stderr
     r = cli(
         "connections", "add-sftp", "s", "--host", "h", "--username", "u", "--password-env", "PW",
@@ -173,9 +169,7 @@ def test_sftp_requires_pinned_host_key(cli: Any, monkeypatch: pytest.MonkeyPatch
     assert cli("connections", "list", "--json").stdout.strip() == "[]"
 
 
-def test_known_hosts_and_fingerprint_pins(
-    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_known_hosts_and_fingerprint_pins(cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     _init(cli)
     monkeypatch.setenv("PW", "pw-value-2")
     kh = tmp_path / "known_hosts"
@@ -203,9 +197,7 @@ def test_known_hosts_and_fingerprint_pins(
 def test_wrong_passphrase_is_reported_without_key(cli: Any, tmp_path: Path) -> None:
     _init(cli)
     key_path = tmp_path / "k"
-    asyncssh.generate_private_key("ssh-ed25519").write_private_key(
-        str(key_path), passphrase="right-one"
-    )
+    asyncssh.generate_private_key("ssh-ed25519").write_private_key(str(key_path), passphrase="right-one")
     r = cli(
         "connections", "add-sftp", "s", "--host", "h", "--username", "u",
         "--key-file", str(key_path),
@@ -215,9 +207,7 @@ def test_wrong_passphrase_is_reported_without_key(cli: Any, tmp_path: Path) -> N
     assert "wrong-one" not in r.output
 
 
-def test_swapped_ciphertext_cli_error(
-    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_swapped_ciphertext_cli_error(cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home = _init(cli)
     _add_all(cli, tmp_path, monkeypatch)
     with sqlite3.connect(home / "ml-connector.db") as db:
@@ -225,10 +215,7 @@ def test_swapped_ciphertext_cli_error(
         db.execute("update connections set settings_ct=? where name='partner-pw'", (ct,))
     r = cli("connections", "show", "partner-pw")
     assert r.exit_code == 2
-    assert (
-        r.stderr.startswith("error: connection 'partner-pw'")
-        and "failed authentication" in r.stderr
-    )
+    assert r.stderr.startswith("error: connection 'partner-pw'") and "failed authentication" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert cli("connections", "show", "partner").exit_code == 0
 
@@ -277,9 +264,7 @@ def test_rotate_with_env_key(cli: Any, tmp_path: Path, monkeypatch: pytest.Monke
         (lambda p: p.chmod(0o644), "too open"),
     ],
 )
-def test_bad_master_key(
-    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: Any, expected: str
-) -> None:
+def test_bad_master_key(cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, damage: Any, expected: str) -> None:
     home = _init(cli)
     _add_all(cli, tmp_path, monkeypatch)
     db_before = (home / "ml-connector.db").read_bytes()
@@ -307,9 +292,7 @@ def test_newer_schema_refused(cli: Any) -> None:
     assert r.exit_code == 2 and "newer than this ml-connector" in r.stderr
 
 
-def test_flows_validate_list_schema(
-    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_flows_validate_list_schema(cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home = _init(cli)
     assert cli("flows", "validate").exit_code == 0
     _add_all(cli, tmp_path, monkeypatch)
@@ -352,18 +335,14 @@ def test_audit_filters_and_json(cli: Any, tmp_path: Path, monkeypatch: pytest.Mo
     assert r.exit_code == 2 and "--since" in r.stderr
 
 
-def test_postgres_database_url(
-    cli: Any, pg_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_postgres_database_url(cli: Any, pg_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("ML_CONNECTOR_DATABASE_URL", pg_url)
     home = _init(cli)
     assert not (home / "ml-connector.db").exists()
     _add_all(cli, tmp_path, monkeypatch)
     listed = json.loads(cli("connections", "list", "--json").stdout)
     assert sorted(c["name"] for c in listed) == ["kinetic", "partner", "partner-pw"]
-    r = cli(
-        "--database-url", "sqlite:///" + str(tmp_path / "other.db"), "connections", "list", "--json"
-    )
+    r = cli("--database-url", "sqlite:///" + str(tmp_path / "other.db"), "connections", "list", "--json")
     assert r.exit_code == 0 and json.loads(r.stdout) == []
 
 
@@ -387,10 +366,5 @@ def test_console_script_runs_in_subprocess(tmp_path: Path) -> None:
     env.pop("ML_CONNECTOR_DATABASE_URL", None)
     done = subprocess.run([exe, "init"], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    bad = subprocess.run(
-        [exe, "connections", "show", "x"], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert (
-        bad.returncode == 2
-        and bad.stderr.strip() == "error: unknown connection 'x' (none are defined)"
-    )
+    bad = subprocess.run([exe, "connections", "show", "x"], env=env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.strip() == "error: unknown connection 'x' (none are defined)"

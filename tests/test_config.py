@@ -89,9 +89,7 @@ def _error(text: str) -> str:
 
 
 def test_error_names_file_line_flow_and_key() -> None:
-    bad = GOOD.replace(
-        "{field: Name, start: 10, length: 30}", "{field: Name, start: 0, length: 30}"
-    )
+    bad = GOOD.replace("{field: Name, start: 10, length: 30}", "{field: Name, start: 0, length: 30}")
     msg = _error(bad)
     assert "flows.yaml:" in msg
     assert "flow 'vendors-fw': format.records[1].columns[1].start: must be >= 1" in msg

@@ -32,9 +32,7 @@ def test_handler_filter_covers_child_loggers_and_tracebacks() -> None:
         try:
             raise ValueError(f"login failed for {canary.reveal()}")
         except ValueError:
-            logging.getLogger("ml_connector.deep.child.module").exception(
-                "call failed with %s", canary.reveal()
-            )
+            logging.getLogger("ml_connector.deep.child.module").exception("call failed with %s", canary.reveal())
         text = stream.getvalue()
         assert "call failed" in text and "ValueError" in text
         assert "canary-Traceback-77" not in text

@@ -41,9 +41,7 @@ def test_secret_masked_in_traceback_with_locals() -> None:
     try:
         fail(Secret(CANARY))
     except RuntimeError as exc:
-        text = "".join(
-            traceback.TracebackException.from_exception(exc, capture_locals=True).format()
-        )
+        text = "".join(traceback.TracebackException.from_exception(exc, capture_locals=True).format())
     assert "boom" in text and "password" in text
     assert CANARY not in text
 
@@ -51,9 +49,7 @@ def test_secret_masked_in_traceback_with_locals() -> None:
 def test_seal_open_round_trip_and_row_binding(keyring: Keyring) -> None:
     key_id, blob = keyring.seal(b"hunter2-plaintext", context="connections|row-1|settings_ct")
     assert b"hunter2" not in blob
-    assert (
-        keyring.open(key_id, blob, context="connections|row-1|settings_ct") == b"hunter2-plaintext"
-    )
+    assert keyring.open(key_id, blob, context="connections|row-1|settings_ct") == b"hunter2-plaintext"
     with pytest.raises(SecretDecryptError, match="copied from another row"):
         keyring.open(key_id, blob, context="connections|row-2|settings_ct")
     tampered = bytearray(blob)

@@ -42,9 +42,7 @@ def sftp() -> SftpSettings:
         host=CANARIES["host"],
         username=CANARIES["user"],
         password=Secret(CANARIES["password"]),
-        host_keys=(
-            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKob2geNDHoYKlqtJ6KReJxJg2JCytH/UPiWY57WTl4R",
-        ),
+        host_keys=("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKob2geNDHoYKlqtJ6KReJxJg2JCytH/UPiWY57WTl4R",),
     )
 
 
@@ -99,9 +97,7 @@ def test_swapped_ciphertext_fails(store: Store, keyring: Keyring) -> None:
     store.connections.add("a", epicor(), keyring)
     store.connections.add("b", epicor(company="OTHER"), keyring)
     with store.engine.begin() as conn:
-        a_ct = conn.execute(
-            select(m.Connection.settings_ct).where(m.Connection.name == "a")
-        ).scalar_one()
+        a_ct = conn.execute(select(m.Connection.settings_ct).where(m.Connection.name == "a")).scalar_one()
         conn.execute(update(m.Connection).where(m.Connection.name == "b").values(settings_ct=a_ct))
     assert isinstance(store.connections.settings("a", keyring), EpicorSettings)
     with pytest.raises(SecretDecryptError, match=r"connection 'b'.*copied from another row"):

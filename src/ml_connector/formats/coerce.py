@@ -6,11 +6,13 @@ names the place (file, line, column) and the Epicor field, never a secret.
 
 from __future__ import annotations
 
+import codecs
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..config import Column
 from ..errors import RecordError
@@ -113,3 +115,46 @@ def format_value(value: Any, col: Column, where: str, implied_decimals: int = 0)
     if isinstance(value, date):
         return value.strftime(col.format or "%Y-%m-%d")
     return str(value)
+
+
+DECODE_CHUNK = 1 << 20
+
+
+def decoded_lines(stream: BinaryIO, encoding: str, name: str) -> Iterator[str]:
+    """Lines (with their endings) decoded strictly; a bad byte names its line.
+
+    Decodes a megabyte at a time (cut at a newline, which no supported encoding uses inside a
+    multi-byte character), so the cost is close to a plain TextIOWrapper.
+    """
+    if codecs.lookup(encoding).name.startswith(("utf-16", "utf-32")):
+        raise FormatError(f"{name}: encoding {encoding} is not supported for line-based files")
+    line_no = 0
+    rest = b""
+    first = True
+    while True:
+        raw = stream.read(DECODE_CHUNK)
+        data = rest + raw
+        if raw:
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                rest = data
+                continue
+            data, rest = data[:cut], data[cut:]
+        else:
+            rest = b""
+        if not data:
+            return
+        if first:
+            first = False
+            if data.startswith(codecs.BOM_UTF8) and codecs.lookup(encoding).name in ("utf-8", "utf-8-sig"):
+                data = data[len(codecs.BOM_UTF8) :]
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError as exc:
+            line = line_no + data.count(b"\n", 0, exc.start) + 1
+            raise FormatError(f"{name}: line {line}: bytes are not valid {encoding} ({exc.reason})") from None
+        lines = text.splitlines(keepends=True)
+        line_no += len(lines)
+        yield from lines
+        if not raw:
+            return

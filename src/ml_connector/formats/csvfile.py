@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 from ..config import Column, CsvFormat
 from ..errors import RecordError
-from .coerce import FormatError, Record, format_value, label, parse_value
+from .coerce import FormatError, Record, decoded_lines, format_value, label, parse_value
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
 
@@ -42,13 +42,14 @@ class CsvReader:
         self.header: list[str] | None = None
         _ensure_field_limit(fmt.max_field_size + 1)
 
-    def _text(self) -> io.TextIOWrapper:
-        return io.TextIOWrapper(self._stream, encoding=self.fmt.encoding, errors="strict", newline="")
-
     def __iter__(self) -> Iterator[Record]:
         fmt = self.fmt
-        text = self._text()
-        reader = csv.reader(text, delimiter=fmt.delimiter, quotechar=fmt.quotechar, strict=True)
+        reader = csv.reader(
+            decoded_lines(self._stream, fmt.encoding, self.name),
+            delimiter=fmt.delimiter,
+            quotechar=fmt.quotechar,
+            strict=True,
+        )
         cols = _columns(fmt)
         index_of: list[int]
         rows = self._rows(reader)

@@ -6,13 +6,12 @@ never truncated: one too wide for its column is a ``RecordError`` for that recor
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO
 
 from ..config import Column, FixedWidthFormat, RecordLayout
 from ..errors import RecordError
-from .coerce import FormatError, Record, format_value, label, parse_value
+from .coerce import Record, decoded_lines, format_value, label, parse_value
 
 
 def _slice(line: str, col: Column) -> str:
@@ -21,7 +20,12 @@ def _slice(line: str, col: Column) -> str:
 
 
 def _unpad(text: str, col: Column) -> str:
-    return text.rstrip(col.pad) if col.align == "left" else text.lstrip(col.pad)
+    if col.align == "left":
+        return text.rstrip(col.pad)
+    out = text.lstrip(col.pad)
+    if not out and col.pad == "0" and text:
+        return "0"  # an all-zero field is zero, not empty
+    return out
 
 
 class FixedWidthReader:
@@ -34,18 +38,7 @@ class FixedWidthReader:
         self._layouts: dict[str, RecordLayout] = {r.code: r for r in fmt.records}
 
     def _lines(self) -> Iterator[tuple[int, str]]:
-        text = io.TextIOWrapper(self._stream, encoding=self.fmt.encoding, errors="strict", newline="")
-        number = 0
-        while True:
-            try:
-                line = text.readline()
-            except UnicodeDecodeError as exc:
-                raise FormatError(
-                    f"{self.name}: line {number + 1}: bytes are not valid {self.fmt.encoding} ({exc.reason})"
-                ) from None
-            if not line:
-                return
-            number += 1
+        for number, line in enumerate(decoded_lines(self._stream, self.fmt.encoding, self.name), start=1):
             yield number, line.rstrip("\r\n")
 
     def __iter__(self) -> Iterator[Record]:

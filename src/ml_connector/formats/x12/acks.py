@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from .model import Finding, GroupSummary, InterchangeSummary, TransactionSet, element
+from .reader import KNOWN_VERSIONS
 from .writer import Element, Envelope, X12Writer
 
 NEVER_ACKNOWLEDGED = {"FA"}  # 997 and 999 groups
@@ -93,6 +94,8 @@ def _reply_envelope(ic: InterchangeSummary, *, sender_qualifier: str | None = No
         receiver_id=s_id,
         usage=element(ic.isa, 15).strip() or "P",
         version=version or ("00" + ic.version[2:5] + "0" if len(ic.version) == 5 else "004010"),
+        # Echo the partner's ISA12 when it is a real version; a typo there gets 00401 back.
+        interchange_version=ic.version if ic.version in KNOWN_VERSIONS else "00401",
         delimiters=ic.delimiters,
         segment_newline=ic.delimiters.segment != "\n",
         on_delimiter_in_data="replace",

@@ -45,10 +45,11 @@ class Envelope:
     on_delimiter_in_data: str = "reject"  # or "replace"
     replacement: str = " "
     charset: str = "extended"  # or "basic"
+    interchange_version: str | None = None  # ISA12 when it should not derive from GS08
 
     @property
     def isa12(self) -> str:
-        return "0" + self.version[1:5]  # 004010 -> 00401, 005010 -> 00501
+        return self.interchange_version or "0" + self.version[1:5]  # 004010 -> 00401
 
     @classmethod
     def from_partner(cls, partner: object, version: str) -> Envelope:
@@ -169,7 +170,8 @@ class X12Writer:
             "1" if e.ack_requested else "0", e.usage, d.component,
         ]  # fmt: skip
         isa = d.element.join(["ISA", *fields]) + self._end
-        assert len(isa.rstrip("\n")) == 106, "ISA must be 106 characters"
+        if len(isa) - len(self._end) + 1 != 106:
+            raise X12WriteError("ISA: sender/receiver ids must be at most 15 characters (ISA is 106 wide)")
         self._emit(isa)
         self._isa13, self._groups = isa13, 0
 

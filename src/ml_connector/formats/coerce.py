@@ -44,7 +44,7 @@ def label(col: Column) -> str:
 
 def parse_value(text: str, col: Column, where: str, implied_decimals: int = 0) -> Any:
     """Coerce one field's text to the column's type; empty text gives the default or None."""
-    if text == "" or text.isspace():
+    if text == "" or (col.type != "str" and text.isspace()):
         if col.default is not None:
             text = col.default
         elif col.required:
@@ -151,10 +151,16 @@ def decoded_lines(stream: BinaryIO, encoding: str, name: str) -> Iterator[str]:
         try:
             text = data.decode(encoding)
         except UnicodeDecodeError as exc:
-            line = line_no + data.count(b"\n", 0, exc.start) + 1
-            raise FormatError(f"{name}: line {line}: bytes are not valid {encoding} ({exc.reason})") from None
-        lines = text.splitlines(keepends=True)
+            bad_line = line_no + data.count(b"\n", 0, exc.start) + 1
+            raise FormatError(f"{name}: line {bad_line}: bytes are not valid {encoding} ({exc.reason})") from None
+        # Only LF ends a line: str.splitlines() would also split on \x1c-\x1e, \x85, \u2028…
+        lines = text.split("\n")
+        last = lines.pop()
         line_no += len(lines)
-        yield from lines
+        for line in lines:
+            yield line + "\n"
+        if last:
+            line_no += 1
+            yield last
         if not raw:
             return

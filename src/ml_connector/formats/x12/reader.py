@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import codecs
 import io
+import re
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .model import (
     Delimiters,
@@ -48,6 +49,7 @@ FUNCTIONAL_IDS = {
     "PO": {"850"},
 }
 CHUNK_SIZE = 1 << 20
+_ENVELOPE_IDS = frozenset({"ISA", "IEA", "GS", "GE", "ST", "SE", "TA1"})
 _WS = " \t\r\n\x0b\x0c"
 
 
@@ -145,17 +147,27 @@ def _decode_chunks(source: BinaryIO | bytes | str, encoding: str, name: str) -> 
 
 
 class Tokenizer:
-    """Splits a stream into segments (lists of elements), re-detecting delimiters at each ISA."""
+    """Splits a stream into segments (lists of elements), re-detecting delimiters at each ISA.
+
+    Iterating yields *batches* (lists of segments), one per chunk: per-segment work stays in C
+    (``str.split``/``str.strip`` inside a comprehension) on the fast path, a chunk holding no
+    ``ISA``; only chunks where an interchange starts are walked segment by segment.
+    """
 
     def __init__(self, chunks: Iterable[str]) -> None:
         self._chunks = iter(chunks)
         self.delimiters: Delimiters | None = None
         self.missing_final_terminator = False
+        self.trailing_text: str | None = None
 
     def _more(self) -> str | None:
         return next(self._chunks, None)
 
-    def __iter__(self) -> Iterator[list[str]]:
+    def segments(self) -> Iterator[list[str]]:
+        for batch in self:
+            yield from batch
+
+    def __iter__(self) -> Iterator[list[list[str]]]:
         buf = ""
         eof = False
         pos = 0
@@ -175,41 +187,35 @@ class Tokenizer:
                     buf = buf[pos:] + nxt
                     pos = 0
             if pos >= len(buf):
+                if self.delimiters is None:
+                    raise X12ParseError("the file is empty (no ISA segment)", ta1_code="022")
                 return
             if buf[pos : pos + 3].upper() != "ISA":
                 if self.delimiters is None:
                     raise X12ParseError("the file does not start with an ISA segment")
-                raise X12ParseError(
-                    f"text after the last IEA does not start a new interchange: {buf[pos : pos + 20]!r}"
-                )
+                self.trailing_text = buf[pos : pos + 40]
+                return
             delims, isa, pos = detect_delimiters(buf, pos)
             self.delimiters = delims
-            yield isa
+            yield [isa]
             term, sep = delims.segment, delims.element
-            restart = False
-            while not restart:
-                parts = buf[pos:].split(term)
-                tail = parts.pop()
-                consumed = pos
-                for part in parts:
-                    start_of_part = consumed
-                    consumed += len(part) + 1
-                    # Indentation and CR/LF around segments are layout; trailing spaces before a
-                    # terminator are suppressed padding (X12 drops trailing spaces).
-                    seg = part.strip(_WS)
-                    if not seg:
-                        continue
-                    if seg[:3].upper() == "ISA" and len(seg) > 3 and not seg[3].isalnum():
-                        # A new interchange, possibly with other delimiters: detect again.
-                        pos = start_of_part
-                        restart = True
-                        break
-                    els = seg.split(sep)
-                    head = els[0]
-                    if not head.isupper():
-                        els[0] = head.upper().strip()
-                    yield els
-                if restart:
+            isa_start = re.compile(re.escape(term) + r"[ \t\r\n\x0b\x0c]*[Ii][Ss][Aa](?=[^A-Za-z0-9])")
+            while True:
+                # Split only up to the next interchange: its delimiters may differ.
+                m = isa_start.search(buf, pos)
+                if m is not None:
+                    parts = buf[pos : m.start()].split(term)
+                    tail = ""
+                else:
+                    parts = (buf[pos:] if pos else buf).split(term)
+                    tail = parts.pop()
+                # Indentation and CR/LF around segments are layout; trailing spaces before a
+                # terminator are suppressed padding.
+                batch = [seg.split(sep) for seg in [p.strip(_WS) for p in parts] if seg]
+                if batch:
+                    yield batch
+                if m is not None:
+                    pos = m.start() + 1
                     break
                 nxt = None if eof else self._more()
                 if nxt is not None:
@@ -223,9 +229,7 @@ class Tokenizer:
                     buf, pos = tail, 0
                     break
                 self.missing_final_terminator = True
-                els = seg.split(sep)
-                els[0] = els[0].upper()
-                yield els
+                yield [seg.split(sep)]
                 return
 
 
@@ -271,8 +275,10 @@ class X12Reader:
 
     # --- helpers that record findings ---------------------------------------------------------
 
-    def _finding(self, target: list[Finding], level: str, code: str, message: str, where: str,
+    def _finding(self, target: list[Finding], level: str, code: str, message: str, where: str | tuple[Any, ...],
                  severity: str = "error", **kw: object) -> None:  # fmt: skip
+        if isinstance(where, tuple):  # built lazily: most sets have no findings
+            where = self._where(*where)
         f = Finding(level, code, message, where, severity, **kw)  # type: ignore[arg-type]
         target.append(f)
         self.findings.append(f)
@@ -353,162 +359,176 @@ class X12Reader:
                 self._finding(grp.findings, "group", "3", reason, self._where(ic, grp))
             grp = None
 
-        for seg in tokens:
-            self.segment_count += 1
-            sid = seg[0]
-            if sid == "ISA":
-                if ic is not None:
-                    pending = close_set("SE missing before the next ISA")
+        keep_segments = self._keep_segments
+        body_ids: set[str] = set()  # ids already seen valid: the hot path is one set lookup
+        w: tuple[Any, ...]
+        for batch in tokens:
+            self.segment_count += len(batch)
+            for seg in batch:
+                sid = seg[0]
+                if st is not None and sid in body_ids:
+                    st.segment_count += 1
+                    if keep_segments:
+                        segs.append(seg)
+                    continue
+                if not sid.isupper():  # lowercase ids (or digits only, harmless)
+                    sid = seg[0] = sid.upper().strip()
+                if st is not None and sid not in _ENVELOPE_IDS:
+                    st.segment_count += 1
+                    if keep_segments:
+                        segs.append(seg)
+                    if 1 < len(sid) < 4 and sid.isalnum():
+                        body_ids.add(sid)
+                    else:
+                        self._finding(st.findings, "segment", "1", f"segment id {sid[:10]!r} is not a valid id",
+                                      (ic, grp, st), segment_id=sid[:3],
+                                      segment_position=st.segment_count)  # fmt: skip
+                    continue
+                if sid == "ISA":
+                    if ic is not None and ic.iea is None:
+                        pending = close_set("SE missing before the next ISA")
+                        if pending:
+                            yield pending
+                        close_group("GE missing before the next ISA")
+                        self._finding(ic.findings, "interchange", "023", "IEA missing before the next ISA",
+                                      self._where(ic))  # fmt: skip
+                    assert tokens.delimiters is not None
+                    ic = InterchangeSummary(isa=seg, delimiters=tokens.delimiters)
+                    if not self._keep:
+                        self.interchanges.clear()
+                    self.interchanges.append(ic)
+                    self._check_isa(ic)
+                    gs_ids = set()
+                    continue
+                if ic is None:  # pragma: no cover - the tokenizer always starts with an ISA
+                    raise X12ParseError("segment before ISA")
+                if sid == "ST":
+                    pending = close_set("SE missing before the next ST")
                     if pending:
                         yield pending
-                    close_group("GE missing before the next ISA")
-                    self._finding(ic.findings, "interchange", "023", "IEA missing before the next ISA",
-                                  self._where(ic))  # fmt: skip
-                assert tokens.delimiters is not None
-                ic = InterchangeSummary(isa=seg, delimiters=tokens.delimiters)
-                if not self._keep:
-                    self.interchanges.clear()
-                self.interchanges.append(ic)
-                self._check_isa(ic)
-                gs_ids = set()
-                continue
-            if ic is None:  # pragma: no cover - the tokenizer always starts with an ISA
-                raise X12ParseError("segment before ISA")
-            if st is not None and sid not in ("SE", "ST", "GE", "IEA", "GS", "ISA"):
-                st.segment_count += 1
-                if self._keep_segments:
-                    segs.append(seg)
-                if not (1 < len(sid) < 4 and sid.isalnum()):
-                    self._finding(st.findings, "segment", "1", f"segment id {sid[:10]!r} is not a valid id",
-                                  self._where(ic, grp, st), segment_id=sid[:3],
-                                  segment_position=st.segment_count)  # fmt: skip
-                continue
-            if sid == "ST":
-                pending = close_set("SE missing before the next ST")
-                if pending:
-                    yield pending
-                if grp is None:
-                    self._finding(ic.findings, "interchange", "024", "ST outside a functional group (GS)",
-                                  self._where(ic))  # fmt: skip
-                    grp = GroupSummary(gs=["GS"])
+                    if grp is None:
+                        self._finding(ic.findings, "interchange", "024", "ST outside a functional group (GS)",
+                                      self._where(ic))  # fmt: skip
+                        grp = GroupSummary(gs=["GS"])
+                        ic.groups.append(grp)
+                    st = SetSummary(st01=element(seg, 1), st02=element(seg, 2), st03=element(seg, 3) or None,
+                                    segment_count=1)  # fmt: skip
+                    segs = [seg] if self._keep_segments else []
+                    grp.sets.append(st)
+                    w = (ic, grp, st)
+                    if not (4 <= len(st.st02) <= 9):
+                        self._finding(st.findings, "set", "7", f"ST02 {st.st02!r} must be 4-9 characters", w)
+                    if st.st02 in st_ids:
+                        self._finding(st.findings, "set", "23", f"ST02 {st.st02} is not unique in the group", w)
+                    st_ids.add(st.st02)
+                    allowed = FUNCTIONAL_IDS.get(grp.functional_id)
+                    if allowed is not None and st.st01 not in allowed:
+                        self._finding(st.findings, "set", "6",
+                                      f"set {st.st01} does not belong in a {grp.functional_id} group (GS01)",
+                                      w, severity="warning")  # fmt: skip
+                elif sid == "SE":
+                    if st is None:
+                        self._finding(ic.findings, "interchange", "024", "SE without ST", self._where(ic, grp))
+                        continue
+                    st.segment_count += 1
+                    if self._keep_segments:
+                        segs.append(seg)
+                    w = (ic, grp, st)
+                    se01, se02 = element(seg, 1).strip(), element(seg, 2).strip()
+                    if se01 != str(st.segment_count):
+                        self._finding(st.findings, "set", "4",
+                                      f"SE01 says {se01!r} segments, the set has {st.segment_count}", w)  # fmt: skip
+                    if se02 != st.st02:
+                        same = _same_number(se02, st.st02)
+                        self._finding(st.findings, "set", "3",
+                                      f"SE02 {se02!r} does not match ST02 {st.st02!r}"
+                                      + (" (same number, different zero padding)" if same else ""),
+                                      w, severity="warning" if same else "error")  # fmt: skip
+                    done = close_set(None)
+                    if done:
+                        yield done
+                elif sid == "GS":
+                    pending = close_set("SE missing before GS")
+                    if pending:
+                        yield pending
+                    close_group("GE missing before the next GS")
+                    grp = GroupSummary(gs=seg)
                     ic.groups.append(grp)
-                st = SetSummary(st01=element(seg, 1), st02=element(seg, 2), st03=element(seg, 3) or None,
-                                segment_count=1)  # fmt: skip
-                segs = [seg] if self._keep_segments else []
-                grp.sets.append(st)
-                w = self._where(ic, grp, st)
-                if not (4 <= len(st.st02) <= 9):
-                    self._finding(st.findings, "set", "7", f"ST02 {st.st02!r} must be 4-9 characters", w)
-                if st.st02 in st_ids:
-                    self._finding(st.findings, "set", "23", f"ST02 {st.st02} is not unique in the group", w)
-                st_ids.add(st.st02)
-                allowed = FUNCTIONAL_IDS.get(grp.functional_id)
-                if allowed is not None and st.st01 not in allowed:
-                    self._finding(st.findings, "set", "6",
-                                  f"set {st.st01} does not belong in a {grp.functional_id} group (GS01)",
-                                  w, severity="warning")  # fmt: skip
-            elif sid == "SE":
-                if st is None:
-                    self._finding(ic.findings, "interchange", "024", "SE without ST", self._where(ic, grp))
-                    continue
-                st.segment_count += 1
-                if self._keep_segments:
-                    segs.append(seg)
-                w = self._where(ic, grp, st)
-                se01, se02 = element(seg, 1).strip(), element(seg, 2).strip()
-                if se01 != str(st.segment_count):
-                    self._finding(st.findings, "set", "4",
-                                  f"SE01 says {se01!r} segments, the set has {st.segment_count}", w)  # fmt: skip
-                if se02 != st.st02:
-                    same = _same_number(se02, st.st02)
-                    self._finding(st.findings, "set", "3",
-                                  f"SE02 {se02!r} does not match ST02 {st.st02!r}"
-                                  + (" (same number, different zero padding)" if same else ""),
-                                  w, severity="warning" if same else "error")  # fmt: skip
-                done = close_set(None)
-                if done:
-                    yield done
-            elif sid == "GS":
-                pending = close_set("SE missing before GS")
-                if pending:
-                    yield pending
-                close_group("GE missing before the next GS")
-                grp = GroupSummary(gs=seg)
-                ic.groups.append(grp)
-                st_ids = set()
-                w = self._where(ic, grp)
-                num = element(seg, 6).strip()
-                if not (num.isdigit() and len(num) <= 9):
-                    self._finding(
-                        grp.findings,
-                        "group",
-                        "6",
-                        f"GS06 control number {num!r} is not 1-9 digits",
-                        w,
-                    )
-                elif num in gs_ids:
-                    self._finding(
-                        grp.findings,
-                        "group",
-                        "6",
-                        f"GS06 {num} is not unique in the interchange",
-                        w,
-                    )
-                gs_ids.add(num)
-                if len(seg) < 9:
-                    self._finding(grp.findings, "group", "2", "GS08 version is missing", w)
-            elif sid == "GE":
-                pending = close_set("SE missing before GE")
-                if pending:
-                    yield pending
-                if grp is None:
-                    self._finding(ic.findings, "interchange", "024", "GE without GS", self._where(ic))
-                    continue
-                grp.ge = seg
-                w = self._where(ic, grp)
-                ge01, ge02 = element(seg, 1).strip(), element(seg, 2).strip()
-                if ge01 != str(len(grp.sets)):
-                    self._finding(
-                        grp.findings,
-                        "group",
-                        "5",
-                        f"GE01 says {ge01!r} sets, the group has {len(grp.sets)}",
-                        w,
-                    )
-                if ge02 != grp.control_number.strip():
-                    same = _same_number(ge02, grp.control_number)
-                    self._finding(grp.findings, "group", "4",
-                                  f"GE02 {ge02!r} does not match GS06 {grp.control_number!r}",
-                                  w, severity="warning" if same else "error")  # fmt: skip
-                close_group(None)
-            elif sid == "IEA":
-                pending = close_set("SE missing before IEA")
-                if pending:
-                    yield pending
-                close_group("GE missing before IEA")
-                ic.iea = seg
-                w = self._where(ic)
-                iea01, iea02 = element(seg, 1).strip(), element(seg, 2)
-                if iea01 != str(len(ic.groups)):
-                    self._finding(ic.findings, "interchange", "021",
-                                  f"IEA01 says {iea01!r} groups, the interchange has {len(ic.groups)}", w)  # fmt: skip
-                if iea02 != ic.control_number:
-                    same = iea02.strip() == ic.control_number
-                    self._finding(ic.findings, "interchange", "001",
-                                  f"IEA02 {iea02!r} does not match ISA13 {ic.control_number!r}",
-                                  w, severity="warning" if same else "error")  # fmt: skip
-            elif sid == "TA1":
-                ic.ta1.append(seg)
-                if grp is not None:
-                    self._finding(ic.findings, "interchange", "024", "TA1 inside a functional group",
-                                  self._where(ic, grp), severity="warning")  # fmt: skip
-                if len(seg) != 6:
+                    st_ids = set()
+                    w = (ic, grp, None)
+                    num = element(seg, 6).strip()
+                    if not (num.isdigit() and len(num) <= 9):
+                        self._finding(
+                            grp.findings,
+                            "group",
+                            "6",
+                            f"GS06 control number {num!r} is not 1-9 digits",
+                            w,
+                        )
+                    elif num in gs_ids:
+                        self._finding(
+                            grp.findings,
+                            "group",
+                            "6",
+                            f"GS06 {num} is not unique in the interchange",
+                            w,
+                        )
+                    gs_ids.add(num)
+                    if len(seg) < 9:
+                        self._finding(grp.findings, "group", "2", "GS08 version is missing", w)
+                elif sid == "GE":
+                    pending = close_set("SE missing before GE")
+                    if pending:
+                        yield pending
+                    if grp is None:
+                        self._finding(ic.findings, "interchange", "024", "GE without GS", self._where(ic))
+                        continue
+                    grp.ge = seg
+                    w = (ic, grp, None)
+                    ge01, ge02 = element(seg, 1).strip(), element(seg, 2).strip()
+                    if ge01 != str(len(grp.sets)):
+                        self._finding(
+                            grp.findings,
+                            "group",
+                            "5",
+                            f"GE01 says {ge01!r} sets, the group has {len(grp.sets)}",
+                            w,
+                        )
+                    if ge02 != grp.control_number.strip():
+                        same = _same_number(ge02, grp.control_number)
+                        self._finding(grp.findings, "group", "4",
+                                      f"GE02 {ge02!r} does not match GS06 {grp.control_number!r}",
+                                      w, severity="warning" if same else "error")  # fmt: skip
+                    close_group(None)
+                elif sid == "IEA":
+                    pending = close_set("SE missing before IEA")
+                    if pending:
+                        yield pending
+                    close_group("GE missing before IEA")
+                    ic.iea = seg
+                    w = (ic, None, None)
+                    iea01, iea02 = element(seg, 1).strip(), element(seg, 2)
+                    if iea01 != str(len(ic.groups)):
+                        self._finding(ic.findings, "interchange", "021",
+                                      f"IEA01 says {iea01!r} groups, the interchange has {len(ic.groups)}",
+                                      w)  # fmt: skip
+                    if iea02 != ic.control_number:
+                        same = iea02.strip() == ic.control_number
+                        self._finding(ic.findings, "interchange", "001",
+                                      f"IEA02 {iea02!r} does not match ISA13 {ic.control_number!r}",
+                                      w, severity="warning" if same else "error")  # fmt: skip
+                elif sid == "TA1":
+                    ic.ta1.append(seg)
+                    if grp is not None:
+                        self._finding(ic.findings, "interchange", "024", "TA1 inside a functional group",
+                                      self._where(ic, grp), severity="warning")  # fmt: skip
+                    if len(seg) != 6:
+                        self._finding(ic.findings, "interchange", "024",
+                                      f"TA1 has {len(seg) - 1} elements, expected 5", self._where(ic),
+                                      severity="warning")  # fmt: skip
+                else:
                     self._finding(ic.findings, "interchange", "024",
-                                  f"TA1 has {len(seg) - 1} elements, expected 5", self._where(ic),
-                                  severity="warning")  # fmt: skip
-            else:
-                self._finding(ic.findings, "interchange", "024",
-                              f"segment {sid[:10]!r} outside a transaction set", self._where(ic, grp))  # fmt: skip
+                                  f"segment {sid[:10]!r} outside a transaction set", self._where(ic, grp))  # fmt: skip
         if ic is not None:
             pending = close_set("the file ends inside a transaction set (no SE)")
             if pending:
@@ -516,6 +536,10 @@ class X12Reader:
             close_group("the file ends inside a functional group (no GE)")
             if ic.iea is None:
                 self._finding(ic.findings, "interchange", "023", "the file ends before IEA", self._where(ic))
+        if tokens.trailing_text is not None and ic is not None:
+            self._finding(ic.findings, "interchange", "022",
+                          f"text after the last IEA is not an interchange: {tokens.trailing_text!r}",
+                          self._where(ic))  # fmt: skip
         if tokens.missing_final_terminator and ic is not None:
             self._finding(ic.findings, "interchange", "004", "the last segment has no terminator",
                           self._where(ic), severity="warning")  # fmt: skip

@@ -139,7 +139,8 @@ class X12Writer:
             if el is None:
                 rendered.append("")
             elif isinstance(el, str):
-                rendered.append(self.clean(el, f"{where} {seg_id}{i:02d}"))
+                # X12 suppresses trailing spaces in variable-length elements.
+                rendered.append(self.clean(el, f"{where} {seg_id}{i:02d}").rstrip(" "))
             else:
                 parts = [self.clean(c, f"{where} {seg_id}{i:02d}-{j}") for j, c in enumerate(el, 1)]
                 while parts and parts[-1] == "":

@@ -18,12 +18,10 @@ from ml_connector.errors import RecordError
 from ml_connector.formats.csvfile import CsvReader, CsvWriter
 from ml_connector.formats.fixedwidth import FixedWidthReader, FixedWidthWriter
 from ml_connector.formats.x12 import read_x12
-from ml_connector.formats.x12.writer import Envelope, X12Writer, X12WriteError
+from ml_connector.formats.x12.writer import Envelope, X12WriteError, X12Writer
 
 NASTY = "*~:^|>\\,;\"'=+-@\t\r\n \x00\x1féü€日"
-text = st.text(
-    alphabet=st.one_of(st.sampled_from(NASTY), st.characters(exclude_categories=["Cs"])), max_size=40
-)
+text = st.text(alphabet=st.one_of(st.sampled_from(NASTY), st.characters(exclude_categories=["Cs"])), max_size=40)
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 WHEN = datetime(2026, 1, 2, 3, 4)
 
@@ -103,7 +101,15 @@ FW_FMT = FixedWidthFormat.model_validate(
         "type": "fixed-width",
         "columns": [
             {"field": "A", "start": 1, "length": 12},
-            {"field": "Amt", "start": 13, "length": 14, "type": "decimal", "implied_decimals": 2, "align": "right", "pad": "0"},
+            {
+                "field": "Amt",
+                "start": 13,
+                "length": 14,
+                "type": "decimal",
+                "implied_decimals": 2,
+                "align": "right",
+                "pad": "0",
+            },
         ],
     }
 )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ml_connector.formats.x12 import Delimiters, X12ParseError, X12Reader, read_x12
+from ml_connector.formats.x12 import Delimiters, X12ParseError, read_x12
 from ml_connector.formats.x12.acks import build_997, build_ta1
 from ml_connector.formats.x12.writer import Envelope, X12Writer
 
@@ -86,7 +86,10 @@ def test_truncated_file_and_missing_trailers() -> None:
         (b"GS*RA*X~", "022"),
         (b"ISA*00*          *00", "023"),
         (b"ISA100*          *00*", "026"),
-        ("ISA*00*          *00*          *ZZ*A              *ZZ*B              *260101*0101*U*00401*000000001*0*P*A~".encode(), "027"),
+        (
+            b"ISA*00*          *00*          *ZZ*A              *ZZ*B              *260101*0101*U*00401*000000001*0*P*A~",
+            "027",
+        ),
         (b"ISA*00*\xff\xfe", "022"),
     ],
 )
@@ -98,7 +101,7 @@ def test_unreadable_envelopes_raise_with_ta1_code(data: bytes, code: str) -> Non
 
 def test_unrecognised_segment_id_is_an_ak3() -> None:
     text = interchange(3).replace("REF*ZZ*R0-1", "R$F*ZZ*R0-1")
-    (ts,), reader = read_x12(text)
+    (_ts,), reader = read_x12(text)
     (f,) = reader.findings
     assert (f.level, f.code, f.segment_position) == ("segment", "1", 3)
     plan = build_997(reader.interchanges[0], isa13=1, gs06=1, st02_start=1, when=WHEN)

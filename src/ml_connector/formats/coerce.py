@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -19,7 +19,6 @@ from ..errors import RecordError
 
 TRUE = {"true", "t", "yes", "y", "1"}
 FALSE = {"false", "f", "no", "n", "0"}
-_DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 _INT = re.compile(r"^[+-]?\d+$")
 
 
@@ -27,7 +26,7 @@ class FormatError(RecordError):
     """A whole file cannot be read with its layout (bad header, undecodable bytes…)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Record:
     """One parsed record: its index in the file, where it is, its values or its error."""
 
@@ -42,45 +41,98 @@ def label(col: Column) -> str:
     return f"{col.header or col.field} ({col.field})" if col.header and col.header != col.field else col.field
 
 
-def parse_value(text: str, col: Column, where: str, implied_decimals: int = 0) -> Any:
-    """Coerce one field's text to the column's type; empty text gives the default or None."""
-    if text == "" or (col.type != "str" and text.isspace()):
-        if col.default is not None:
-            text = col.default
-        elif col.required:
-            raise RecordError(f"{where}: {label(col)} is required")
-        else:
-            return None
-    t = col.type
-    try:
-        if t == "str":
+Parser = Callable[[str], Any]
+Formatter = Callable[[Any], str]
+
+
+def _bad(col: Column, text: str, kind: str) -> RecordError:
+    shown = text if len(text) <= 40 else text[:40] + "…"
+    fmt = f" in format {col.format!r}" if col.format and kind in ("date", "datetime") else ""
+    return RecordError(f"{label(col)}: {shown!r} is not a valid {kind}{fmt}")
+
+
+def compile_parser(col: Column, implied_decimals: int = 0) -> Parser:
+    """A function text -> value for one column; raises ``RecordError`` without a location.
+
+    Built once per column so the per-field cost is one call (the hot path of every reader).
+    """
+    t, default, required = col.type, col.default, col.required
+    name = label(col)
+
+    def empty() -> Any:
+        if default is not None:
+            return convert(default)
+        if required:
+            raise RecordError(f"{name} is required")
+        return None
+
+    if t == "str":
+        if default is None and not required:
+            return lambda text: text if text else None
+
+        def convert(text: str) -> Any:
             return text
-        if t == "int":
+
+        return lambda text: text if text else empty()
+
+    if t == "decimal":
+        places = -implied_decimals
+
+        def convert(text: str) -> Any:
+            try:
+                if "_" in text or "e" in text or "E" in text:
+                    raise InvalidOperation
+                value = Decimal(text)
+            except InvalidOperation:
+                raise _bad(col, text, "decimal") from None
+            if not value.is_finite():
+                raise _bad(col, text, "decimal")
+            return value.scaleb(places) if places and "." not in text else value
+
+    elif t == "int":
+
+        def convert(text: str) -> Any:
             if not _INT.match(text.strip()):
-                raise ValueError
+                raise _bad(col, text, "int")
             return int(text)
-        if t == "decimal":
-            raw = text.strip()
-            if not _DECIMAL.match(raw):
-                raise ValueError
-            value = Decimal(raw)
-            return value.scaleb(-implied_decimals) if implied_decimals and "." not in raw else value
-        if t == "date":
-            return datetime.strptime(text.strip(), col.format or "%Y-%m-%d").date()
-        if t == "datetime":
-            return datetime.strptime(text.strip(), col.format or "%Y-%m-%dT%H:%M:%S")
-        if t == "bool":
+
+    elif t in ("date", "datetime"):
+        fmt = col.format or ("%Y-%m-%d" if t == "date" else "%Y-%m-%dT%H:%M:%S")
+
+        def convert(text: str) -> Any:
+            try:
+                parsed = datetime.strptime(text.strip(), fmt)
+            except ValueError:
+                raise _bad(col, text, t) from None
+            return parsed.date() if t == "date" else parsed
+
+    elif t == "bool":
+
+        def convert(text: str) -> Any:
             low = text.strip().lower()
             if low in TRUE:
                 return True
             if low in FALSE:
                 return False
-            raise ValueError
-    except (ValueError, InvalidOperation):
-        shown = text if len(text) <= 40 else text[:40] + "…"
-        fmt = f" in format {col.format!r}" if col.format and t in ("date", "datetime") else ""
-        raise RecordError(f"{where}: {label(col)}: {shown!r} is not a valid {t}{fmt}") from None
-    raise AssertionError(f"unknown type {t}")  # pragma: no cover - the config model limits it
+            raise _bad(col, text, "bool")
+
+    else:  # pragma: no cover - the config model limits the types
+        raise AssertionError(f"unknown type {t}")
+
+    def parse(text: str) -> Any:
+        if not text or text.isspace():
+            return empty()
+        return convert(text)
+
+    return parse
+
+
+def parse_value(text: str, col: Column, where: str, implied_decimals: int = 0) -> Any:
+    """Coerce one field's text to the column's type; empty text gives the default or None."""
+    try:
+        return compile_parser(col, implied_decimals)(text)
+    except RecordError as exc:
+        raise RecordError(f"{where}: {exc}") from None
 
 
 def _decimal_places(pattern: str) -> int | None:
@@ -90,31 +142,54 @@ def _decimal_places(pattern: str) -> int | None:
     return None
 
 
+def compile_formatter(col: Column, implied_decimals: int = 0) -> Formatter:
+    """A function value -> text for one column; raises ``RecordError`` without a location."""
+    name = label(col)
+    default, required = col.default, col.required
+    places = _decimal_places(col.format) if col.format else None
+    quantum = Decimal(1).scaleb(-places) if places is not None else None
+    date_fmt = col.format or "%Y-%m-%d"
+    datetime_fmt = col.format or "%Y-%m-%dT%H:%M:%S"
+    is_decimal = col.type == "decimal"
+
+    def fmt(value: Any) -> str:
+        kind = type(value)
+        if kind is str and value:
+            return value  # type: ignore[no-any-return]
+        if kind is Decimal and quantum is not None and not implied_decimals:
+            return f"{value.quantize(quantum):f}"
+        if value is None or value == "":
+            if required and default is None:
+                raise RecordError(f"{name} is required")
+            return default or ""
+        if type(value) is str:
+            return value
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, float):
+            raise RecordError(f"{name}: float values are refused (use Decimal)")
+        if isinstance(value, Decimal) or (is_decimal and isinstance(value, int)):
+            dec = Decimal(value)
+            if quantum is not None:
+                dec = dec.quantize(quantum)
+            if implied_decimals:
+                dec = dec.scaleb(implied_decimals).quantize(Decimal(1))
+            return f"{dec:f}"
+        if isinstance(value, datetime):
+            return value.strftime(datetime_fmt)
+        if isinstance(value, date):
+            return value.strftime(date_fmt)
+        return str(value)
+
+    return fmt
+
+
 def format_value(value: Any, col: Column, where: str, implied_decimals: int = 0) -> str:
     """Render one value for a file; None gives the default or empty text."""
-    if value is None or value == "":
-        if col.required and col.default is None:
-            raise RecordError(f"{where}: {label(col)} is required")
-        return col.default or ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        raise RecordError(f"{where}: {label(col)}: float values are refused (use Decimal)")
-    if isinstance(value, Decimal) or (col.type == "decimal" and isinstance(value, int)):
-        dec = Decimal(value)
-        places = _decimal_places(col.format) if col.format else None
-        if places is not None:
-            dec = dec.quantize(Decimal(1).scaleb(-places))
-        if implied_decimals:
-            dec = (dec.scaleb(implied_decimals)).quantize(Decimal(1))
-            if dec != dec.to_integral_value():  # pragma: no cover - quantize made it integral
-                raise RecordError(f"{where}: {label(col)}: {value} has more places than the layout")
-        return f"{dec:f}"
-    if isinstance(value, datetime):
-        return value.strftime(col.format or "%Y-%m-%dT%H:%M:%S")
-    if isinstance(value, date):
-        return value.strftime(col.format or "%Y-%m-%d")
-    return str(value)
+    try:
+        return compile_formatter(col, implied_decimals)(value)
+    except RecordError as exc:
+        raise RecordError(f"{where}: {exc}") from None
 
 
 DECODE_CHUNK = 1 << 20

@@ -17,7 +17,7 @@ from typing import Any, BinaryIO
 
 from ..config import Column, CsvFormat
 from ..errors import RecordError
-from .coerce import FormatError, Record, decoded_lines, format_value, label, parse_value
+from .coerce import FormatError, Record, compile_formatter, compile_parser, decoded_lines, label
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
 
@@ -77,21 +77,33 @@ class CsvReader:
             index_of = list(range(len(cols)))
         count = 0
         limit = fmt.max_field_size
+        plan = [(col.field, i, compile_parser(col), col) for col, i in zip(cols, index_of, strict=True)]
+        # Plain text columns (no type, default or requirement) need no call per field.
+        plain = [
+            (f, i) for (f, i, _p, c) in plan if c.type == "str" and c.default is None and not c.required and i >= 0
+        ]
+        typed = [(f, i, p) for (f, i, p, c) in plan if (f, i) not in plain]
+        width = max(index_of, default=-1) + 1
+        name = self.name
         for line, row in rows:
-            if not row or (len(row) == 1 and row[0] == ""):
+            n = len(row)
+            if n <= 1 and (not row or row[0] == ""):
                 continue  # blank line
-            where = f"{self.name}: line {line}"
-            rec = Record(index=count, position=f"line {line}")
+            rec = Record(count, f"line {line}")
             count += 1
             try:
-                for col, i in zip(cols, index_of, strict=True):
-                    raw = row[i] if 0 <= i < len(row) else ""
-                    if len(raw) > limit:
-                        raise RecordError(f"{where}: {label(col)}: field is {len(raw)} characters, limit {limit}")
-                    rec.values[col.field] = parse_value(raw, col, where)
+                if max(map(len, row)) > limit:
+                    over = [c for _f, i, _p, c in plan if 0 <= i < n and len(row[i]) > limit]
+                    if over:
+                        raise RecordError(f"{label(over[0])}: field is {max(map(len, row))} characters, limit {limit}")
+                if n < width:
+                    row = row + [""] * (width - n)
+                values = {f: row[i] or None for f, i in plain}
+                for f, i, parse in typed:
+                    values[f] = parse(row[i] if i >= 0 else "")
+                rec.values = values
             except RecordError as exc:
-                rec.error = str(exc)
-                rec.values = {}
+                rec.error = f"{name}: line {line}: {exc}"
             yield rec
 
     def _rows(self, reader: Any) -> Iterator[tuple[int, list[str]]]:
@@ -132,6 +144,7 @@ class CsvWriter:
         self._bom = codec == "utf-8-sig"
         self._unicode_safe = codec in ("utf-8", "utf-8-sig", "utf-16", "utf-32")
         self.rows = 0
+        self._plan = [(col.field, compile_formatter(col)) for col in self._cols]
 
     def _flush_line(self) -> None:
         text = self._buf.getvalue()
@@ -154,19 +167,24 @@ class CsvWriter:
 
     def render(self, record: Mapping[str, Any], where: str) -> list[str]:
         """The cells of one record (raises ``RecordError`` without writing anything)."""
-        cells = []
-        for col in self._cols:
-            text = format_value(record.get(col.field), col, where)
-            if len(text) > self.fmt.max_field_size:
-                raise RecordError(f"{where}: {label(col)}: {len(text)} characters, limit {self.fmt.max_field_size}")
+        try:
+            cells = [fmt(record.get(field)) for field, fmt in self._plan]
+            limit = self.fmt.max_field_size
+            if cells and max(map(len, cells)) > limit:
+                col, text = next((c, t) for c, t in zip(self._cols, cells, strict=True) if len(t) > limit)
+                raise RecordError(f"{label(col)}: {len(text)} characters, limit {limit}")
             if not self._unicode_safe:
-                try:
-                    text.encode(self._encoding)
-                except UnicodeEncodeError as exc:
-                    raise RecordError(
-                        f"{where}: {label(col)}: character {text[exc.start]!r} cannot be written in {self.fmt.encoding}"
-                    ) from None
-            cells.append(self._cell(text))
+                for col, text in zip(self._cols, cells, strict=True):
+                    try:
+                        text.encode(self._encoding)
+                    except UnicodeEncodeError as exc:
+                        raise RecordError(
+                            f"{label(col)}: character {text[exc.start]!r} cannot be written in {self.fmt.encoding}"
+                        ) from None
+            if self.fmt.neutralise_formulas:
+                cells = [self._cell(c) for c in cells]
+        except RecordError as exc:
+            raise RecordError(f"{where}: {exc}") from None
         return cells
 
     def write(self, record: Mapping[str, Any]) -> None:

@@ -8,6 +8,7 @@
     ├── StoreError (2)               database unusable (e.g. schema newer than this program)
     ├── NotFoundError (2)            an unknown connection, flow, file or run
     ├── ConnectError (3)             connection or authentication failure to Epicor or SFTP
+    │   └── HostKeyError (3)         unknown or changed SSH host key (``changed`` is alert-level)
     ├── TransientError (1)           retry with backoff (connect reset, timeout, 429, 5xx)
     ├── FatalError (1)               stop the run; the next run resumes
     └── RecordError (1)              park this record, carry on with the rest of the file
@@ -65,6 +66,15 @@ class ConnectError(MLConnectorError):
     """A remote system could not be reached or refused our credentials."""
 
     exit_code = 3
+
+
+class HostKeyError(ConnectError):
+    """The server's host key is not the pinned one; ``changed`` means a pin existed and differs."""
+
+    def __init__(self, message: str, *, seen_fingerprint: str, changed: bool) -> None:
+        super().__init__(message)
+        self.seen_fingerprint = seen_fingerprint
+        self.changed = changed
 
 
 class TransientError(MLConnectorError):

@@ -343,6 +343,63 @@ def show_connection(
     out.print(table)
 
 
+@connections_app.command("test")
+def test_connection(
+    ctx: typer.Context,
+    name: str,
+    folder: Annotated[list[str] | None, typer.Option(help="Also check this remote folder (repeatable)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+) -> None:
+    """Connect, check the host key pin, and probe the folders that flows use (SFTP)."""
+    import asyncio
+
+    from ..connections import SftpSettings
+    from ..sftp import SftpClient
+
+    home = _state(ctx).home
+    keyring = home.keyring()
+    store = _open_store(ctx)
+    try:
+        settings = store.connections.settings(name, keyring)
+        if not isinstance(settings, SftpSettings):
+            raise UsageError(f"{name!r} is an Epicor connection: its test arrives with the Kinetic client")
+        folders = list(folder or [])
+        if home.flows_file.exists():
+            for flow in load_flows(home.flows_file).flows.values():
+                if flow.sftp == name:
+                    folders.append(flow.folder)
+                    for extra in ("archive_folder", "error_folder", "ack_folder"):
+                        value = getattr(flow, extra, None)
+                        if value:
+                            folders.append(value)
+        folders = list(dict.fromkeys(folders))
+
+        async def probe() -> tuple[str | None, list[dict[str, Any]]]:
+            async with SftpClient(settings, name=name, audit=lambda kind, **kw: store.audit.record(kind, **kw)) as c:
+                return c.host_fingerprint, [await c.probe_folder(f) for f in folders]
+
+        try:
+            fingerprint, results = asyncio.run(probe())
+        except Exception as exc:
+            store.audit.record("connection.tested", subject=name, outcome="error", details={"error": str(exc)})
+            raise
+        store.audit.record("connection.tested", subject=name, details={"folders": results})
+    finally:
+        store.close()
+    if as_json:
+        out.print_json(data={"name": name, "host_key": fingerprint, "host_key_matches": True, "folders": results})
+        return
+    out.print(f"[green]✓[/] connected; host key {fingerprint} matches the pin")
+    table = Table("folder", "exists", "listable", "writable", "problem")
+    for r in results:
+        table.add_row(
+            r["folder"], *("yes" if r[k] else "no" for k in ("exists", "listable", "writable")), r["error"] or ""
+        )
+    out.print(table if results else "no folders to check (add flows, or pass --folder)")
+    if any(r["error"] for r in results):
+        raise typer.Exit(3)
+
+
 @connections_app.command("remove")
 def remove_connection(
     ctx: typer.Context,

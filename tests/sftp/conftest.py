@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import shutil
-import socket
-import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
@@ -27,14 +23,9 @@ from ml_connector.connections import SftpSettings
 from ml_connector.secrets import Secret
 from ml_connector.sftp import EmbeddedSftpServer, SftpUser
 
+from .sshd import TEST_USER, Sshd, SshdUnavailable, start_sshd
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-TEST_USER = "mlcsftp"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class LoopThread:
@@ -100,68 +91,16 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@dataclass
-class Sshd:
-    port: int
-    password: str
-    client_key: asyncssh.SSHKey
-    host_key_line: str
-    home: Path
-    process: subprocess.Popen[bytes]
-
-
 @pytest.fixture(scope="session")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+def sshd() -> Iterator[Sshd]:
     """A real OpenSSH sshd (Debian's openssh-server) on a free loopback port."""
-    binary = shutil.which("sshd") or "/usr/sbin/sshd"
-    if not Path(binary).exists():
-        _unavailable("sshd not installed (apt-get install openssh-server; scripts/setup does it)")
-    if os.geteuid() != 0:
-        _unavailable("starting sshd with a test user needs root")
-    if subprocess.run(["id", "-u", TEST_USER], capture_output=True).returncode != 0:
-        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", TEST_USER], check=True)
-    password = secrets.token_urlsafe(18)
-    subprocess.run(["chpasswd"], input=f"{TEST_USER}:{password}\n".encode(), check=True)
-    home = Path(f"/home/{TEST_USER}")
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-    # sshd reads authorized_keys as the user: keep it in a folder anyone can traverse.
-    conf_dir = Path(f"/tmp/mlc-sshd-{uuid.uuid4().hex[:8]}")
-    conf_dir.mkdir(mode=0o755)
-    host_key = conf_dir / "ssh_host_ed25519_key"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
-    client_key = asyncssh.generate_private_key("ssh-ed25519")
-    (conf_dir / "authorized_keys").write_bytes(client_key.export_public_key())
-    (conf_dir / "authorized_keys").chmod(0o644)
-    port = free_port()
-    config = conf_dir / "sshd_config"
-    config.write_text(
-        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {host_key}\nPidFile {conf_dir}/sshd.pid\n"
-        f"AuthorizedKeysFile {conf_dir}/authorized_keys\nPasswordAuthentication yes\n"
-        "KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nUsePAM yes\nStrictModes no\n"
-        f"Subsystem sftp internal-sftp\nForceCommand internal-sftp\nAllowUsers {TEST_USER}\n"
-        "LogLevel ERROR\nMaxStartups 100:30:200\nMaxSessions 50\n"
-    )
-    log = (conf_dir / "sshd.log").open("wb")
-    proc = subprocess.Popen([binary, "-D", "-e", "-f", str(config)], stderr=log)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                if s.recv(64).startswith(b"SSH-"):
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            log.close()
-            err = (conf_dir / "sshd.log").read_text(errors="replace")
-            _unavailable(f"sshd did not start: {err[-500:]}")
-        time.sleep(0.1)
-    yield Sshd(port, password, client_key, (conf_dir / "ssh_host_ed25519_key.pub").read_text().strip(), home, proc)
-    proc.terminate()
-    proc.wait(timeout=10)
-    log.close()
-    shutil.rmtree(conf_dir, ignore_errors=True)
+    try:
+        server = start_sshd()
+    except SshdUnavailable as exc:
+        _unavailable(str(exc))
+        raise
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

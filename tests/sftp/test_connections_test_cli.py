@@ -8,7 +8,8 @@ from typing import Any
 import asyncssh
 import pytest
 
-from .conftest import Target, free_port
+from .conftest import Target
+from .sshd import free_port
 
 
 def _add(cli: Any, target: Target, monkeypatch: pytest.MonkeyPatch, *, password: str | None = None,

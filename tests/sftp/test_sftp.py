@@ -112,7 +112,7 @@ def test_wrong_credentials(target: Target, how: str) -> None:
 
 
 def test_refused_and_dns_failures(target: Target) -> None:
-    from .conftest import free_port
+    from .sshd import free_port
 
     with pytest.raises(ConnectError, match="connection refused"):
         asyncio.run(client(target, settings=target.settings(port=free_port())).connect())

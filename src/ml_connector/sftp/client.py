@@ -376,20 +376,33 @@ class SftpClient:
 
     # --- upload ---------------------------------------------------------------------------------
 
-    async def upload_atomic(self, local: Path, folder: str, name: str, *, on_conflict: str = "fail") -> str:
+    async def upload_atomic(
+        self, local: Path, folder: str, name: str, *, on_conflict: str = "fail", sha256: str | None = None
+    ) -> str:
         """Upload to a temporary name, verify its size, then rename to ``name``.
 
         ``on_conflict`` when ``name`` exists: ``fail``, ``overwrite`` or ``unique`` (``name.1.ext``…).
-        Idempotent: if a previous attempt already renamed the file (final present with the
-        same size, temporary gone), that counts as done. Returns the final remote path.
+        ``sha256`` (for the audit trail) is computed in a thread alongside the upload when the
+        caller does not already know it. Returns the final remote path.
         """
         check_remote_name(name)
+        digest = asyncio.ensure_future(asyncio.to_thread(_sha256_file, local)) if sha256 is None else None
         size = local.stat().st_size
         temp = join(folder, self.options.temp.temp_for(name))
         started = time.monotonic()
 
+        renaming: list[str] = []  # the final name a previous attempt was renaming to
+
         async def op(sftp: asyncssh.SFTPClient) -> str:
             final = join(folder, name)
+            if renaming and not await sftp.exists(temp):
+                # The connection dropped during the rename: if it landed, the upload is done.
+                landed = renaming[-1]
+                try:
+                    if (await sftp.stat(landed)).size == size:
+                        return landed
+                except asyncssh.SFTPNoSuchFile:
+                    pass
             await sftp.put(str(local), temp, block_size=self.options.block_size, max_requests=self.options.max_requests)
             remote_size = (await sftp.stat(temp)).size
             if remote_size != size:
@@ -402,12 +415,17 @@ class SftpClient:
                 if on_conflict == "unique":
                     names = set(await sftp.listdir(folder))
                     final = join(folder, _unique(name, names))
+            renaming.append(final)
             await self._rename_into_place(sftp, temp, final, overwrite=on_conflict == "overwrite")
             return final
 
-        final_path = await self._retrying(f"upload {join(folder, name)}", op)
+        try:
+            final_path = await self._retrying(f"upload {join(folder, name)}", op)
+        finally:
+            if digest is not None:
+                sha256 = await digest
         self._record("sftp.upload", subject=final_path, duration_ms=(time.monotonic() - started) * 1000,
-                     details={"direction": "out", "size": size, "sha256": _sha256_file(local)})  # fmt: skip
+                     details={"direction": "out", "size": size, "sha256": sha256})  # fmt: skip
         return final_path
 
     async def _rename_into_place(self, sftp: asyncssh.SFTPClient, temp: str, final: str, *, overwrite: bool) -> None:

@@ -318,3 +318,41 @@ def test_retry_budget_exhausted_is_transient(target: Target, tmp_path: Path, pro
     with pytest.raises((TransientError, FatalError)):
         asyncio.run(body())
     assert not target.local("x.dat").exists()
+
+
+@pytest.mark.parametrize(
+    ("alg", "fmt", "passphrase"),
+    [
+        ("ssh-rsa", "openssh", None),  # RSA keys sign with rsa-sha2-256/512, never SHA-1
+        ("ssh-rsa", "pkcs1-pem", None),
+        ("ecdsa-sha2-nistp256", "openssh", None),
+        ("ecdsa-sha2-nistp384", "pkcs8-pem", None),
+        ("ssh-ed25519", "openssh", "a passphrase"),
+    ],
+)
+def test_key_types_and_formats(
+    target: Target, request: pytest.FixtureRequest, alg: str, fmt: str, passphrase: str | None
+) -> None:
+    from ml_connector.secrets import Secret
+
+    key = asyncssh.generate_private_key(alg, key_size=2048) if alg == "ssh-rsa" else asyncssh.generate_private_key(alg)
+    public = key.export_public_key().decode()
+    if target.kind == "openssh":
+        sshd = request.getfixturevalue("sshd")
+        with (sshd.conf_dir / "authorized_keys").open("a") as fh:
+            fh.write(public)
+    else:
+        request.getfixturevalue("embedded").users["partner"].public_keys.append(public)
+    kwargs = (
+        {"passphrase": passphrase, "rounds": 16, "ignore_few_rounds": True} if passphrase and fmt == "openssh" else {}
+    )
+    pem = key.export_private_key(fmt, **kwargs).decode()  # type: ignore[arg-type]
+    settings = target.settings(
+        use_key=True, private_key=Secret(pem), passphrase=Secret(passphrase) if passphrase else None
+    )
+
+    async def body() -> bool:
+        async with client(target, settings=settings) as c:
+            return await c.final_matches(target.remote_base, "absent", 0)
+
+    assert asyncio.run(body()) is False

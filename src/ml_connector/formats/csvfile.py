@@ -15,15 +15,11 @@ import io
 from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO
 
-from ..config import Column, CsvFormat
+from ..config import CsvFormat
 from ..errors import RecordError
 from .coerce import FormatError, Record, compile_formatter, compile_parser, decoded_lines, label
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r", "\n")
-
-
-def _columns(fmt: CsvFormat) -> list[Column]:
-    return fmt.columns
 
 
 def _ensure_field_limit(limit: int) -> None:
@@ -50,7 +46,7 @@ class CsvReader:
             quotechar=fmt.quotechar,
             strict=True,
         )
-        cols = _columns(fmt)
+        cols = fmt.columns
         index_of: list[int]
         rows = self._rows(reader)
         if fmt.header:
@@ -138,7 +134,7 @@ class CsvWriter:
             lineterminator=fmt.line_ending,
             quoting=csv.QUOTE_MINIMAL,
         )
-        self._cols = _columns(fmt)
+        self._cols = fmt.columns
         codec = codecs.lookup(fmt.encoding).name
         self._encoding = "utf-8" if codec == "utf-8-sig" else fmt.encoding
         self._bom = codec == "utf-8-sig"

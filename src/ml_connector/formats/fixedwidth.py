@@ -11,7 +11,7 @@ from typing import Any, BinaryIO
 
 from ..config import Column, FixedWidthFormat, RecordLayout
 from ..errors import RecordError
-from .coerce import Record, decoded_lines, format_value, label, parse_value
+from .coerce import Formatter, Parser, Record, compile_formatter, compile_parser, decoded_lines, label
 
 
 def _slice(line: str, col: Column) -> str:
@@ -36,6 +36,11 @@ class FixedWidthReader:
         self.name = name
         self._stream = stream
         self._layouts: dict[str, RecordLayout] = {r.code: r for r in fmt.records}
+        # Parsers compiled once per column, not per field (the per-record hot path).
+        self._parsers: dict[int, Parser] = {
+            id(col): compile_parser(col, col.implied_decimals)
+            for col in [*fmt.columns, *(c for r in fmt.records for c in r.columns)]
+        }
 
     def _lines(self) -> Iterator[tuple[int, str]]:
         for number, line in enumerate(decoded_lines(self._stream, self.fmt.encoding, self.name), start=1):
@@ -73,9 +78,10 @@ class FixedWidthReader:
                     if col.start - 1 >= len(line) and col.required:
                         raise RecordError(f"{where}: column {col.start}: line ends at {len(line)}, before {label(col)}")
                     raw = _unpad(_slice(line, col), col)
-                    rec.values[col.field] = parse_value(
-                        raw, col, f"{where}: column {col.start}", implied_decimals=col.implied_decimals
-                    )
+                    try:
+                        rec.values[col.field] = self._parsers[id(col)](raw)
+                    except RecordError as exc:
+                        raise RecordError(f"{where}: column {col.start}: {exc}") from None
             except RecordError as exc:
                 rec.error = str(exc)
                 rec.values = {}
@@ -90,6 +96,10 @@ class FixedWidthWriter:
         self.name = name
         self._out = stream
         self._layouts = {r.code: r for r in fmt.records}
+        self._formatters: dict[int, Formatter] = {
+            id(col): compile_formatter(col, col.implied_decimals)
+            for col in [*fmt.columns, *(c for r in fmt.records for c in r.columns)]
+        }
         self.rows = 0
 
     def render(self, record: Mapping[str, Any], record_type: str | None = None) -> str:
@@ -112,7 +122,10 @@ class FixedWidthWriter:
         if self.fmt.record_type is not None and record_type is not None:
             fields.append((self.fmt.record_type, record_type))
         for col in cols:
-            text = format_value(record.get(col.field), col, where, implied_decimals=col.implied_decimals)
+            try:
+                text = self._formatters[id(col)](record.get(col.field))
+            except RecordError as exc:
+                raise RecordError(f"{where}: {exc}") from None
             fields.append((col, text))
         for col, text in fields:
             assert col.start is not None and col.length is not None

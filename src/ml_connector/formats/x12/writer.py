@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TextIO
 
+from ...config import X12Partner
 from ...errors import RecordError
 from .model import Delimiters
 
@@ -52,28 +53,28 @@ class Envelope:
         return self.interchange_version or "0" + self.version[1:5]  # 004010 -> 00401
 
     @classmethod
-    def from_partner(cls, partner: object, version: str) -> Envelope:
-        """Build from a ``config.X12Partner``."""
+    def from_partner(cls, partner: X12Partner, version: str) -> Envelope:
+        """Build from a flow's ``format.partner`` settings."""
         p = partner
         return cls(
-            sender_qualifier=p.sender_qualifier,  # type: ignore[attr-defined]
-            sender_id=p.sender_id,  # type: ignore[attr-defined]
-            receiver_qualifier=p.receiver_qualifier,  # type: ignore[attr-defined]
-            receiver_id=p.receiver_id,  # type: ignore[attr-defined]
-            gs_sender=p.gs_sender,  # type: ignore[attr-defined]
-            gs_receiver=p.gs_receiver,  # type: ignore[attr-defined]
-            usage=p.usage,  # type: ignore[attr-defined]
+            sender_qualifier=p.sender_qualifier,
+            sender_id=p.sender_id,
+            receiver_qualifier=p.receiver_qualifier,
+            receiver_id=p.receiver_id,
+            gs_sender=p.gs_sender,
+            gs_receiver=p.gs_receiver,
+            usage=p.usage,
             version=version,
             delimiters=Delimiters(
-                p.element_separator,  # type: ignore[attr-defined]
-                p.component_separator,  # type: ignore[attr-defined]
-                p.segment_terminator,  # type: ignore[attr-defined]
-                p.repetition_separator if version >= "004020" else None,  # type: ignore[attr-defined]
+                p.element_separator,
+                p.component_separator,
+                p.segment_terminator,
+                p.repetition_separator if version >= "004020" else None,
             ),
-            segment_newline=p.segment_newline,  # type: ignore[attr-defined]
-            on_delimiter_in_data=p.on_delimiter_in_data,  # type: ignore[attr-defined]
-            replacement=p.replacement,  # type: ignore[attr-defined]
-            charset=p.charset,  # type: ignore[attr-defined]
+            segment_newline=p.segment_newline,
+            on_delimiter_in_data=p.on_delimiter_in_data,
+            replacement=p.replacement,
+            charset=p.charset,
         )
 
 
@@ -149,6 +150,12 @@ class X12Writer:
         while len(rendered) > 1 and rendered[-1] == "":
             rendered.pop()  # X12 drops trailing empty elements
         return d.element.join(rendered) + self._end
+
+    def write_segment(self, seg_id: str, elements: Sequence[Element | None]) -> None:
+        """One segment outside any set (a TA1 between ISA and IEA)."""
+        if self._isa13 is None or self._gs06 is not None:
+            raise RuntimeError("a loose segment goes inside an interchange, outside groups")
+        self._emit(self._segment(seg_id, elements, seg_id))
 
     def _emit(self, text: str) -> None:
         self._out.write(text)

@@ -10,6 +10,7 @@
     ├── ConnectError (3)             connection or authentication failure to Epicor or SFTP
     │   └── HostKeyError (3)         unknown or changed SSH host key (``changed`` is alert-level)
     ├── TransientError (1)           retry with backoff (connect reset, timeout, 429, 5xx)
+    ├── UnknownOutcomeError (1)      a write may or may not have happened: settle by lookup first
     ├── FatalError (1)               stop the run; the next run resumes
     └── RecordError (1)              park this record, carry on with the rest of the file
 
@@ -85,6 +86,13 @@ class TransientError(MLConnectorError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class UnknownOutcomeError(MLConnectorError):
+    """A write was sent and no answer came back (timeout, 500, cut connection).
+
+    Never retried blindly: the caller looks the record up by its natural key first.
+    """
 
 
 class FatalError(MLConnectorError):

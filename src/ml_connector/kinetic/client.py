@@ -1,0 +1,351 @@
+"""The Epicor Kinetic REST v2 client.
+
+- ``x-api-key`` on every call; Basic auth, or a Bearer token from ``TokenResource.svc`` refreshed
+  before it expires (and once on a 401).
+- Transient failures (connect errors, timeouts on reads, 429, 502-504, licence exhaustion) retry
+  with exponential backoff and full jitter, never sooner than ``Retry-After``, within a budget.
+- A write that got no answer (timeout, 500, cut connection) raises ``UnknownOutcomeError``: the
+  caller settles it by looking the record up before any retry (``upsert_vendor`` does).
+- Epicor's status and error body map to the error tree in one place (``map_error``).
+- Every call is audited: method, path (no query values), status, duration, correlation id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from ..connections import EpicorSettings
+from ..errors import (
+    ConnectError,
+    FatalError,
+    MLConnectorError,
+    NotFoundError,
+    RecordError,
+    TransientError,
+    UnknownOutcomeError,
+)
+from . import odata
+
+Audit = Callable[..., None]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class KineticOptions:
+    """Retry budget and backoff, with explicit defaults."""
+
+    attempts: int = 6
+    backoff_s: float = 0.5
+    backoff_max_s: float = 30.0
+    lookup_batch: int = 50
+
+
+def map_error(status: int, body: Any, *, what: str, write: bool) -> MLConnectorError:
+    """Epicor's HTTP status and error body to the error tree (the only place this happens)."""
+    info = body if isinstance(body, dict) else {}
+    message = str(info.get("ErrorMessage") or (info.get("error") or {}).get("message") or body or "")[:500]
+    etype = str(info.get("ErrorType") or "")
+    fields = [d.get("Field") for d in info.get("ErrorDetails") or [] if isinstance(d, dict) and d.get("Field")]
+    where = f"{what}: HTTP {status}: {message}" + (f" (field {fields[0]})" if fields else "")
+    if status in (429, 502, 503, 504) or "LicenseAccessException" in etype or "Maximum users" in message:
+        return TransientError(where)
+    if status == 401:
+        return ConnectError(f"{what}: authentication failed (HTTP 401: {message})")
+    if status == 403:
+        return ConnectError(f"{what}: not allowed by the API key's scope or security (HTTP 403: {message})")
+    if status == 404:
+        return NotFoundError(where)
+    if status == 400 and "Company" in message and "not valid" in message:
+        return ConnectError(f"{what}: unknown company (HTTP {status}: {message})")
+    if status == 400 and "ODataException" in etype:
+        return FatalError(f"{what}: the query was rejected (HTTP {status}: {message})")
+    if status in (400, 409, 422):
+        return RecordError(where)
+    if status >= 500:
+        return UnknownOutcomeError(where) if write else TransientError(where)
+    return FatalError(where)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    raw = response.headers.get("retry-after")
+    try:
+        return max(0.0, float(raw)) if raw else None
+    except ValueError:
+        return None
+
+
+class KineticClient:
+    """Async client for one Kinetic instance and company: ``async with KineticClient(s) as k:``."""
+
+    def __init__(
+        self,
+        settings: EpicorSettings,
+        *,
+        options: KineticOptions | None = None,
+        audit: Audit | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        transport: httpx.AsyncBaseTransport | None = None,
+        run_id: str | None = None,
+        flow: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.options = options or KineticOptions()
+        self._audit = audit
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = random.Random()  # noqa: S311 - backoff jitter, not cryptography
+        self._http = httpx.AsyncClient(
+            base_url=settings.url.rstrip("/"),
+            timeout=httpx.Timeout(settings.timeout_s, connect=min(10.0, settings.timeout_s)),
+            verify=settings.ca_bundle or settings.verify_tls,
+            transport=transport,
+        )
+        self._token: str | None = None
+        self._token_expires = 0.0
+        self._refresh_at = 0.0
+        self._run_id, self._flow = run_id, flow
+        self.token_refreshes = 0
+
+    async def __aenter__(self) -> KineticClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    @property
+    def odata_base(self) -> str:
+        return f"/api/v2/odata/{self.settings.company}"
+
+    # --- auth -----------------------------------------------------------------------------------
+
+    def token_expires_in(self) -> float | None:
+        return None if self._token is None else self._token_expires - self._clock()
+
+    async def _ensure_token(self, force: bool = False) -> None:
+        if not force and self._token and self._clock() < self._refresh_at:
+            return
+        started = time.monotonic()
+        try:
+            resp = await self._http.post(
+                "/TokenResource.svc/",
+                headers={
+                    "username": self.settings.username,
+                    "password": self.settings.password.reveal(),
+                    "x-api-key": self.settings.api_key.reveal(),
+                    "Accept": "application/json",
+                },
+            )
+        except httpx.TransportError as exc:
+            raise TransientError(f"token request: {type(exc).__name__}") from None
+        self._record("POST", "/TokenResource.svc/", resp, started, attempt=1)
+        if resp.status_code != 200:
+            raise map_error(resp.status_code, _body(resp), what="token request", write=False)
+        data = resp.json()
+        lifetime = float(data.get("ExpiresIn") or 3600)
+        self._token = str(data["AccessToken"])
+        now = self._clock()
+        self._token_expires = now + lifetime
+        # Refresh ahead of expiry: the configured margin, at most a tenth of a short lifetime.
+        self._refresh_at = now + lifetime - min(self.settings.token_refresh_margin_s, lifetime / 10)
+        self.token_refreshes += 1
+
+    async def _headers(self) -> dict[str, str]:
+        headers = {"x-api-key": self.settings.api_key.reveal(), "Accept": "application/json"}
+        if self.settings.plant:
+            headers["CallSettings"] = f'{{"Company":"{self.settings.company}","Plant":"{self.settings.plant}"}}'
+        if self.settings.auth == "token":
+            await self._ensure_token()
+            headers["Authorization"] = f"Bearer {self._token}"
+        else:
+            headers["Authorization"] = "Basic " + _basic(self.settings.username, self.settings.password.reveal())
+        return headers
+
+    # --- the one request loop -------------------------------------------------------------------
+
+    def _record(self, method: str, path: str, resp: httpx.Response | None, started: float, *, attempt: int,
+                error: str | None = None) -> None:  # fmt: skip
+        if self._audit is None:
+            return
+        status = resp.status_code if resp is not None else None
+        details: dict[str, Any] = {"status": status, "attempt": attempt}
+        if resp is not None and resp.status_code >= 400:
+            body = _body(resp)
+            if isinstance(body, dict) and body.get("CorrelationId"):
+                details["correlation_id"] = body["CorrelationId"]
+        if error:
+            details["error"] = error
+        self._audit(
+            "epicor.call",
+            subject=f"{method} {path}",
+            outcome="ok" if status is not None and status < 400 else "error",
+            duration_ms=(time.monotonic() - started) * 1000,
+            details=details,
+            flow=self._flow,
+            run_id=self._run_id,
+        )
+
+    async def request(self, method: str, path: str, *, params: Mapping[str, str | int] | None = None,
+                      json: Any = None, write: bool = False) -> Any:  # fmt: skip
+        """One call with retries; returns the parsed JSON (or text for ``/$count``)."""
+        url = path + ("?" + odata.encode_query(params) if params else "")
+        refreshed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.monotonic()
+            headers = await self._headers()
+            try:
+                resp = await self._http.request(method, url, headers=headers, json=json)
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                # Nothing reached the server: safe to retry, writes included.
+                self._record(method, path, None, started, attempt=attempt, error=type(exc).__name__)
+                error: MLConnectorError = TransientError(f"{method} {path}: {type(exc).__name__}")
+                retry_after = None
+            except httpx.TransportError as exc:
+                self._record(method, path, None, started, attempt=attempt, error=type(exc).__name__)
+                if write:
+                    raise UnknownOutcomeError(f"{method} {path}: no answer ({type(exc).__name__})") from None
+                error, retry_after = TransientError(f"{method} {path}: {type(exc).__name__}"), None
+            else:
+                self._record(method, path, resp, started, attempt=attempt)
+                if resp.status_code < 400:
+                    if path.endswith("/$count"):
+                        return resp.text
+                    return resp.json() if resp.content else {}
+                if resp.status_code == 401 and self.settings.auth == "token" and not refreshed:
+                    refreshed = True  # an expired or revoked token: one fresh token, one more try
+                    await self._ensure_token(force=True)
+                    continue
+                error = map_error(resp.status_code, _body(resp), what=f"{method} {path}", write=write)
+                retry_after = _retry_after(resp)
+            if not isinstance(error, TransientError) or attempt >= self.options.attempts:
+                raise error
+            cap = min(self.options.backoff_max_s, self.options.backoff_s * 2 ** (attempt - 1))
+            await self._sleep(max(retry_after or 0.0, self._rng.uniform(0, cap)))
+
+    # --- OData reads ----------------------------------------------------------------------------
+
+    async def query(self, service: str, entity_set: str, *, filter: str | None = None,
+                    select: list[str] | None = None, orderby: str | None = None, top: int = 100,
+                    skip: int | None = None) -> list[dict[str, Any]]:  # fmt: skip
+        params: dict[str, str | int] = {"$top": top}
+        if filter:
+            params["$filter"] = filter
+        if select:
+            params["$select"] = ",".join(odata.field(f) for f in select)
+        if orderby:
+            params["$orderby"] = orderby
+        if skip:
+            params["$skip"] = skip
+        data = await self.request("GET", f"{self.odata_base}/{service}/{entity_set}", params=params)
+        return list(data.get("value", []))
+
+    async def count(self, service: str, entity_set: str, filter: str | None = None) -> int:
+        params = {"$filter": filter} if filter else None
+        return int(await self.request("GET", f"{self.odata_base}/{service}/{entity_set}/$count", params=params))
+
+    async def extract(self, service: str, entity_set: str, *, cursor: str, after: int | str | None,
+                      page_size: int = 500, select: list[str] | None = None,
+                      extra_filter: str | None = None) -> AsyncIterator[list[dict[str, Any]]]:  # fmt: skip
+        """Pages of rows changed since ``after``, by keyset on ``cursor`` (never ``$skip``).
+
+        Rows that change while we page move past the keyset and are read later in this
+        extract or the next one, never skipped or repeated within it.
+        """
+        fields = None if select is None else list(dict.fromkeys([*select, cursor]))
+        last = after
+        while True:
+            flt = odata.all_of(extra_filter, odata.compare(cursor, "gt", last) if last is not None else None)
+            rows = await self.query(service, entity_set, filter=flt or None, select=fields,
+                                    orderby=f"{odata.field(cursor)} asc", top=page_size)  # fmt: skip
+            if rows:
+                yield rows
+                last = rows[-1][cursor]
+            if len(rows) < page_size:
+                return
+
+    # --- methods --------------------------------------------------------------------------------
+
+    async def call(self, service: str, method: str, body: dict[str, Any], *, write: bool = False) -> dict[str, Any]:
+        result = await self.request("POST", f"{self.odata_base}/{service}/{method}", json=body, write=write)
+        return dict(result)
+
+    # --- vendors --------------------------------------------------------------------------------
+
+    VENDOR_SVC = "Erp.BO.VendorSvc"
+
+    async def find_vendors(self, vendor_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Existing vendors by VendorID, looked up in batches."""
+        found: dict[str, dict[str, Any]] = {}
+        unique = list(dict.fromkeys(vendor_ids))
+        step = self.options.lookup_batch
+        for i in range(0, len(unique), step):
+            chunk: list[odata.Value] = list(unique[i : i + step])
+            rows = await self.query(
+                self.VENDOR_SVC, "Vendors", filter=odata.any_of("VendorID", chunk), top=len(chunk) + 1
+            )
+            for row in rows:
+                found[row["VendorID"]] = row
+        return found
+
+    async def upsert_vendor(
+        self, fields: dict[str, Any], existing: dict[str, Any] | None = None, *, settle_tries: int = 3
+    ) -> tuple[int, bool]:
+        """Create or update one vendor by VendorID; returns (VendorNum, created).
+
+        New: ``GetNewVendor`` then set fields then ``Update``. Existing: ``GetByID``, set fields,
+        ``RowMod`` U, ``Update``. An unknown outcome is settled by looking the vendor up.
+        """
+        vendor_id = str(fields["VendorID"])
+        if existing is None:
+            existing = (await self.find_vendors([vendor_id])).get(vendor_id)
+        if existing is not None:
+            current = await self.call(self.VENDOR_SVC, "GetByID", {"vendorNum": existing["VendorNum"]})
+            ds = current["returnObj"]
+            row = ds["Vendor"][0]
+            row.update({k: v for k, v in fields.items() if k != "VendorNum"})
+            row["RowMod"] = "U"
+            created = False
+        else:
+            new = await self.call(self.VENDOR_SVC, "GetNewVendor", {"ds": {}})
+            ds = new["parameters"]["ds"]
+            row = ds["Vendor"][-1]
+            row.update(fields)
+            created = True
+        try:
+            saved = await self.call(self.VENDOR_SVC, "Update", {"ds": ds}, write=True)
+        except UnknownOutcomeError:
+            # Settle before any retry: did the write land?
+            settled = (await self.find_vendors([vendor_id])).get(vendor_id)
+            if settled is not None and (existing is None or settled["SysRevID"] != existing["SysRevID"]):
+                return int(settled["VendorNum"]), created
+            if settle_tries <= 1:
+                raise
+            return await self.upsert_vendor(fields, settled, settle_tries=settle_tries - 1)
+        rows = saved["parameters"]["ds"]["Vendor"]
+        match = next((r for r in rows if r.get("VendorID") == vendor_id), rows[-1])
+        return int(match["VendorNum"]), created
+
+
+def _basic(user: str, password: str) -> str:
+    import base64
+
+    return base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def _body(resp: httpx.Response) -> Any:
+    try:
+        return resp.json()
+    except ValueError:
+        return resp.text[:500]

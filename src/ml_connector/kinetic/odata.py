@@ -1,0 +1,73 @@
+"""OData v4 query building: every literal escaped, field names from an allowlist pattern.
+
+A value such as ``O'Brien & Sons #1 +50%`` reaches the server as exactly one string literal:
+quotes are doubled (OData ABNF ``SQUOTE-in-string``), then the whole query is percent-encoded
+(``&``, ``#``, ``+``, ``%``, spaces as ``%20``, never ``+``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+from ..errors import FatalError
+
+_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+_OPS = {"eq", "ne", "gt", "ge", "lt", "le"}
+
+Value = str | int | Decimal | bool | date | datetime | None
+
+
+def field(name: str) -> str:
+    """A field name, refused unless it is a plain identifier (no injection through names)."""
+    if not _FIELD.match(name):
+        raise FatalError(f"{name!r} is not a valid OData field name")
+    return name
+
+
+def literal(value: Any) -> str:
+    """The OData literal for a Python value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise FatalError(f"{value} cannot be an OData literal")
+        return f"{value:f}"
+    if isinstance(value, float):
+        raise FatalError("floats are refused in filters (use Decimal)")
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None).isoformat(timespec="seconds") if value.tzinfo is None else value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    raise FatalError(f"unsupported OData literal type {type(value).__name__}")
+
+
+def compare(name: str, op: str, value: Value) -> str:
+    if op not in _OPS:
+        raise FatalError(f"unknown OData operator {op!r}")
+    return f"{field(name)} {op} {literal(value)}"
+
+
+def any_of(name: str, values: list[Value]) -> str:
+    """``name eq a or name eq b …`` (OData ``in`` is not supported everywhere)."""
+    return "(" + " or ".join(compare(name, "eq", v) for v in values) + ")"
+
+
+def all_of(*clauses: str | None) -> str:
+    parts = [c for c in clauses if c]
+    return " and ".join(f"({c})" if " or " in c and not c.startswith("(") else c for c in parts)
+
+
+def encode_query(params: Mapping[str, str | int]) -> str:
+    """``$filter=…&$top=…`` with every character outside unreserved percent-encoded."""
+    return "&".join(f"{quote(k, safe='$')}={quote(str(v), safe='')}" for k, v in params.items())

@@ -362,7 +362,8 @@ def test_connection(
     try:
         settings = store.connections.settings(name, keyring)
         if not isinstance(settings, SftpSettings):
-            raise UsageError(f"{name!r} is an Epicor connection: its test arrives with the Kinetic client")
+            _test_epicor(store, name, settings, as_json)
+            return
         folders = list(folder or [])
         if home.flows_file.exists():
             for flow in load_flows(home.flows_file).flows.values():
@@ -398,6 +399,33 @@ def test_connection(
     out.print(table if results else "no folders to check (add flows, or pass --folder)")
     if any(r["error"] for r in results):
         raise typer.Exit(3)
+
+
+def _test_epicor(store: Store, name: str, settings: Any, as_json: bool) -> None:
+    import asyncio
+
+    from ..errors import ConnectError, MLConnectorError
+    from ..kinetic import KineticClient, KineticOptions
+
+    async def ping() -> dict[str, Any]:
+        async with KineticClient(settings, options=KineticOptions(attempts=1),
+                                 audit=lambda kind, **kw: store.audit.record(kind, **kw)) as k:  # fmt: skip
+            return await k.ping()
+
+    try:
+        result = asyncio.run(ping())
+    except MLConnectorError as exc:
+        store.audit.record("connection.tested", subject=name, outcome="error", details={"error": str(exc)})
+        raise ConnectError(f"connection {name!r}: {exc}") from None
+    store.audit.record("connection.tested", subject=name, details=result)
+    if as_json:
+        out.print_json(data={"name": name, **result})
+        return
+    expiry = result["token_expires_in_s"]
+    out.print(
+        f"[green]✓[/] authenticated to company {result['company']}; round trip {result['round_trip_ms']} ms; "
+        + (f"token expires in {expiry} s" if expiry is not None else "Basic auth (no token)")
+    )
 
 
 @connections_app.command("remove")
@@ -621,6 +649,28 @@ def audit(
 
 def _ts(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+# --- sandbox ---------------------------------------------------------------------------------
+
+
+@app.command()
+def sandbox(
+    ctx: typer.Context,
+    kinetic_port: Annotated[int, typer.Option(help="Port of the Kinetic sandbox")] = 8470,
+    sftp_port: Annotated[int, typer.Option(help="Port of the SFTP sandbox")] = 8471,
+    vendors: Annotated[int, typer.Option(help="Seed vendors")] = 12,
+) -> None:
+    """Run a local Kinetic sandbox and SFTP server on loopback until Ctrl-C."""
+    import asyncio
+
+    from ..sandbox.run import run_sandbox
+
+    folder = _state(ctx).home.path / "sandbox"
+    try:
+        asyncio.run(run_sandbox(folder, kinetic_port, sftp_port, out, vendors))
+    except KeyboardInterrupt:
+        out.print("sandbox stopped")
 
 
 # --- demo ------------------------------------------------------------------------------------

@@ -73,6 +73,32 @@ def map_error(status: int, body: Any, *, what: str, write: bool) -> MLConnectorE
     return FatalError(where)
 
 
+def describe_transport_error(exc: BaseException) -> str:
+    """Name the precise cause of a transport failure: DNS, TLS, refused, timeout."""
+    import socket
+    import ssl
+
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            return "DNS: cannot resolve the host name"
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return f"TLS: certificate not trusted ({seen.verify_message})"
+        if isinstance(seen, ssl.SSLError):
+            return f"TLS: {seen.reason or seen}"
+        if isinstance(seen, ConnectionRefusedError):
+            return "connection refused (nothing listening?)"
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc)
+    if "Name or service not known" in text or "nodename nor servname" in text:
+        return "DNS: cannot resolve the host name"
+    if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text:
+        return f"TLS: {text[:200]}"
+    if "Connection refused" in text or "Errno 111" in text:
+        return "connection refused (nothing listening?)"
+    return f"{type(exc).__name__}: {text[:200]}"
+
+
 def _retry_after(response: httpx.Response) -> float | None:
     raw = response.headers.get("retry-after")
     try:
@@ -147,7 +173,7 @@ class KineticClient:
                 },
             )
         except httpx.TransportError as exc:
-            raise TransientError(f"token request: {type(exc).__name__}") from None
+            raise TransientError(f"token request: {describe_transport_error(exc)}") from None
         self._record("POST", "/TokenResource.svc/", resp, started, attempt=1)
         if resp.status_code != 200:
             raise map_error(resp.status_code, _body(resp), what="token request", write=False)
@@ -210,13 +236,13 @@ class KineticClient:
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 # Nothing reached the server: safe to retry, writes included.
                 self._record(method, path, None, started, attempt=attempt, error=type(exc).__name__)
-                error: MLConnectorError = TransientError(f"{method} {path}: {type(exc).__name__}")
+                error: MLConnectorError = TransientError(f"{method} {path}: {describe_transport_error(exc)}")
                 retry_after = None
             except httpx.TransportError as exc:
                 self._record(method, path, None, started, attempt=attempt, error=type(exc).__name__)
                 if write:
                     raise UnknownOutcomeError(f"{method} {path}: no answer ({type(exc).__name__})") from None
-                error, retry_after = TransientError(f"{method} {path}: {type(exc).__name__}"), None
+                error, retry_after = TransientError(f"{method} {path}: {describe_transport_error(exc)}"), None
             else:
                 self._record(method, path, resp, started, attempt=attempt)
                 if resp.status_code < 400:
@@ -276,6 +302,17 @@ class KineticClient:
                 return
 
     # --- methods --------------------------------------------------------------------------------
+
+    async def ping(self) -> dict[str, Any]:
+        """One cheap authenticated call (``connections test``): company, round trip, token expiry."""
+        started = time.monotonic()
+        vendors = await self.count(self.VENDOR_SVC, "Vendors")
+        return {
+            "company": self.settings.company,
+            "round_trip_ms": round((time.monotonic() - started) * 1000, 1),
+            "token_expires_in_s": None if self._token is None else round(self._token_expires - self._clock()),
+            "vendors": vendors,
+        }
 
     async def call(self, service: str, method: str, body: dict[str, Any], *, write: bool = False) -> dict[str, Any]:
         result = await self.request("POST", f"{self.odata_base}/{service}/{method}", json=body, write=write)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
@@ -19,6 +20,12 @@ from ml_connector.store import Store
 
 PG_ADMIN_URL = os.environ.get("ML_CONNECTOR_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# In CI the property tests replay a fixed sequence of examples, so a landing is never decided by
+# a new random draw; locally they explore afresh each run (and report the seed of any failure).
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if IN_CI:
+    hypothesis_settings.load_profile("ci")
 
 
 def _pg_available() -> str | None:

@@ -125,7 +125,7 @@ def test_fixed_width_round_trip(rows: list[tuple[str, Decimal]]) -> None:
         try:
             w.write({"A": a, "Amt": amt})
         except RecordError as exc:
-            assert "characters" in str(exc) or "line break" in str(exc) or "cannot be written" in str(exc)
+            assert any(m in str(exc) for m in ("characters", "line break", "cannot be written", "byte-order mark"))
             continue
         kept.append((a, amt))
     back = list(FixedWidthReader(io.BytesIO(out.getvalue()), FW_FMT))

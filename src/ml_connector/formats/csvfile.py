@@ -54,8 +54,6 @@ class CsvReader:
             if first is None:
                 return
             _line, header = first
-            if header and header[0].startswith("\ufeff"):
-                header[0] = header[0][1:]  # a BOM in a file declared plain utf-8
             self.header = header
             positions = {h.strip(): i for i, h in enumerate(header)}
             index_of = []

@@ -50,8 +50,6 @@ class FixedWidthReader:
         fmt = self.fmt
         count = 0
         for number, line in self._lines():
-            if number == 1 and line.startswith("\ufeff"):
-                line = line[1:]
             if not line.strip():
                 continue
             where = f"{self.name}: line {number}"
@@ -131,6 +129,9 @@ class FixedWidthWriter:
             assert col.start is not None and col.length is not None
             if "\n" in text or "\r" in text:
                 raise RecordError(f"{where}: {label(col)}: value contains a line break")
+            if "\ufeff" in text:
+                # At the start of a file it would read back as a byte-order mark and vanish.
+                raise RecordError(f"{where}: {label(col)}: value contains a byte-order mark (U+FEFF)")
             if len(text) > col.length:
                 shown = text if len(text) <= 30 else text[:30] + "…"
                 raise RecordError(

@@ -1,13 +1,23 @@
 """A Kinetic sandbox: an HTTP emulator of the Epicor Kinetic REST v2 surface ml-connector calls.
 
-Implemented so far: authentication (``x-api-key`` plus Basic or a Bearer token from
-``TokenResource.svc``), OData queries on ``Erp.BO.VendorSvc/Vendors`` (``$filter`` parsed by the
-odata-query grammar, ``$select``, ``$orderby``, ``$top``, ``$skip``, ``$count``, a default row
-cap), the VendorSvc methods (``GetNewVendor``, ``GetByID``, ``GetByVendID``, ``Update``,
-``DeleteByID``), Epicor-shaped error bodies, ``SysRevID`` bumped on every write, and fault knobs
-under ``/_sandbox/`` (latency, 429/503 with ``Retry-After``, commit-then-lose-the-response).
-State lives in an in-memory SQLite database. Behaviours the reference marks uncertain are
-options (``SandboxOptions``).
+Served: ``TokenResource.svc`` and, under ``/{instance}/api/v2/odata/{Company}/``, the services in
+``kinetic_schema.SERVICES`` (vendors; AP invoice groups, invoices and lines; AP payment groups,
+CheckHed and APTran; cash groups, CashHead and CashDtl; AR invoices to apply cash to):
+
+- authentication as Kinetic does it: ``x-api-key`` on every call, plus Basic or a Bearer token
+  with a configurable lifetime (an expired token gets 401);
+- OData on every entity set: ``$filter`` (parsed by the odata-query grammar; an unknown field is
+  a 400 with an Epicor body), ``$select``, ``$orderby``, ``$top``, ``$skip``, ``$count`` and
+  ``/$count``, a default row cap when ``$top`` is absent;
+- methods: ``GetNew…``, ``CreateNewCheckHed``, ``GetByID``/``GetByVendID``, ``GetList``/``GetRows``
+  (a minimal whereClause), ``Update``/``UpdateMaster`` (RowMod A/U/D), ``UpdateExt`` (BOUpdError
+  rows), ``DeleteByID``, and the ``Change…``/``OnChange…`` methods the recipes need;
+- sequences, ``SysRevID`` bumped on every write, ``ChangeDate``/``ChangedBy`` where the table has
+  them (not Vendor), validation with Epicor-shaped error bodies, balances reduced by payments;
+- fault knobs at ``/_sandbox/faults``: latency, 429/503 rates with ``Retry-After``, and
+  commit-then-lose-the-response.
+
+State lives in an in-memory SQLite database. Uncertain behaviours are ``SandboxOptions``.
 """
 
 from __future__ import annotations
@@ -17,12 +27,14 @@ import base64
 import hmac
 import json
 import random
+import re
 import secrets
 import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -30,12 +42,11 @@ from odata_query.exceptions import ODataException
 from odata_query.sqlalchemy.shorthand import apply_odata_core
 from sqlalchemy import (
     Boolean,
-    Column,
     Integer,
-    MetaData,
     Numeric,
     String,
     Table,
+    and_,
     create_engine,
     delete,
     func,
@@ -50,36 +61,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-ZERO_GUID = "00000000-0000-0000-0000-000000000000"
-TERMS_CODES = ("N30", "N45", "N60", "2/10N30", "COD")
+from .kinetic_schema import SERVICES, SPECS, TABLES, GetNew, ServiceSpec, metadata
 
-metadata = MetaData()
-VENDOR = Table(
-    "Vendor",
-    metadata,
-    Column("Company", String(8), nullable=False),
-    Column("VendorNum", Integer, primary_key=True),
-    Column("VendorID", String(8), nullable=False),
-    Column("Name", String(50), nullable=False, default=""),
-    Column("Address1", String(50), default=""),
-    Column("City", String(50), default=""),
-    Column("State", String(50), default=""),
-    Column("ZIP", String(10), default=""),
-    Column("Country", String(50), default=""),
-    Column("TermsCode", String(4), default=""),
-    Column("PhoneNum", String(20), default=""),
-    Column("EMailAddress", String(255), default=""),
-    Column("CurrencyCode", String(4), default="USD"),
-    Column("GroupCode", String(4), default=""),
-    Column("TaxPayerID", String(20), default=""),
-    Column("Inactive", Boolean, default=False),
-    Column("PayHold", Boolean, default=False),
-    Column("Approved", Boolean, default=True),
-    Column("CreditLimit_c", Numeric(18, 2), default=0),
-    Column("SysRevID", Integer, nullable=False),
-    Column("SysRowID", String(36), nullable=False),
-)
-VENDOR_FIELDS = [c.name for c in VENDOR.columns]
+ZERO_GUID = "00000000-0000-0000-0000-000000000000"
+TERMS_CODES = {"N30": 30, "N45": 45, "N60": 60, "2/10N30": 30, "COD": 0}
+DISPLAY_FIELDS = {"VendorNumVendorID", "VendorNumName"}
+VENDOR = TABLES["Vendor"]
 
 
 @dataclass
@@ -144,9 +131,10 @@ class KineticSandbox:
         metadata.create_all(self.engine)
         self._lock = threading.Lock()
         self._sysrev = 0
-        self.tokens: dict[str, tuple[str, float]] = {}  # token -> (user, expires at, monotonic)
+        self.tokens: dict[str, tuple[str, float]] = {}
         self.calls: dict[str, int] = {}
         self.lost_responses = 0
+        self.today: Callable[[], date] = date.today
         self.app = self._build_app()
 
     # --- state helpers --------------------------------------------------------------------------
@@ -156,28 +144,55 @@ class KineticSandbox:
             self._sysrev += 1
             return self._sysrev
 
+    def _stamp(self, table: str, values: dict[str, Any], user: str) -> None:
+        values["SysRevID"] = self.next_sysrev()
+        values["Company"] = self.options.company
+        if SPECS[table].change_date:
+            values["ChangeDate"] = f"{self.today().isoformat()}T00:00:00"
+            values["ChangedBy"] = user
+
+    def insert_rows(self, table: str, rows: list[dict[str, Any]]) -> None:
+        """Insert fully specified rows (seed data, generators)."""
+        with self.engine.begin() as conn:
+            for row in rows:
+                values = {**_defaults(TABLES[table]), **row, "SysRowID": str(uuid.uuid4())}
+                spec = SPECS[table]
+                if spec.sequence and not values.get(spec.sequence):
+                    values[spec.sequence] = self._next_in_sequence(conn, table, values)
+                self._stamp(table, values, "seed")
+                conn.execute(insert(TABLES[table]).values(**values))
+
+    def insert_vendors(self, rows: list[dict[str, Any]]) -> None:
+        self.insert_rows("Vendor", rows)
+
     def seed(self, vendors: int = 12) -> None:
-        """A small, realistic company: vendors with terms and addresses."""
+        """A small, realistic company: vendors, open AP invoices, groups, AR invoices."""
         names = ["Northwind Supply", "Contoso Metals", "Fabrikam Plastics", "Adventure Freight",
                  "Litware Packaging", "Tailspin Components", "Wingtip Fasteners", "Proseware Tools",
                  "Lucerne Chemicals", "Margie's Logistics", "Coho Electric", "O'Brien & Sons"]  # fmt: skip
-        rows = []
-        for i in range(vendors):
-            name = names[i % len(names)] + ("" if i < len(names) else f" {i}")
-            rows.append({"VendorID": f"V{i + 1:04d}", "Name": name, "City": "Chicago", "State": "IL",
-                         "Country": "USA", "TermsCode": TERMS_CODES[i % 3], "CreditLimit_c": Decimal(5000 + 250 * i)})  # fmt: skip
-        self.insert_vendors(rows)
-
-    def insert_vendors(self, rows: list[dict[str, Any]]) -> None:
-        with self.engine.begin() as conn:
-            start = conn.scalar(select(func.coalesce(func.max(VENDOR.c.VendorNum), 0))) or 0
-            for n, row in enumerate(rows, start=1):
-                full = {**_vendor_defaults(self.options.company), **row}
-                full.update(VendorNum=start + n, SysRevID=self.next_sysrev(), SysRowID=str(uuid.uuid4()))
-                conn.execute(insert(VENDOR).values(**full))
+        terms = list(TERMS_CODES)[:3]
+        self.insert_vendors(
+            [{"VendorID": f"V{i + 1:04d}", "Name": names[i % len(names)] + ("" if i < len(names) else f" {i}"),
+              "City": "Chicago", "State": "IL", "Country": "USA", "TermsCode": terms[i % 3],
+              "CreditLimit_c": Decimal(5000 + 250 * i)} for i in range(vendors)]
+        )  # fmt: skip
+        self.insert_rows("APInvGrp", [{"GroupID": "SEED01", "CreatedBy": "seed"}])
+        self.insert_rows("APChkGrp", [{"GroupID": "CHK01", "BankAcctID": "MAIN"}])
+        self.insert_rows("CashGrp", [{"GroupID": "CASH01", "BankAcctID": "MAIN"}])
+        invoices = []
+        for v in range(1, min(vendors, 6) + 1):
+            for n in range(2):
+                amount = Decimal(1000 + 137 * v + 50 * n).quantize(Decimal("0.01"))
+                invoices.append({"VendorNum": v, "InvoiceNum": f"INV-{v:03d}-{n + 1}", "GroupID": "SEED01",
+                                 "InvoiceDate": "2026-10-01T00:00:00", "DueDate": "2026-10-31T00:00:00",
+                                 "TermsCode": "N30", "InvoiceAmt": amount, "DocInvoiceAmt": amount,
+                                 "InvoiceVendorAmt": amount, "InvoiceBal": amount, "Posted": True, "OpenPayable": True})  # fmt: skip
+        self.insert_rows("APInvHed", invoices)
+        self.insert_rows("InvcHead", [{"InvoiceNum": 1000 + i, "CustNum": 1 + i % 4, "InvoiceAmt": Decimal(500 + 25 * i),
+                                       "InvoiceBal": Decimal(500 + 25 * i)} for i in range(1, 21)])  # fmt: skip
 
     def generate_vendors(self, count: int) -> None:
-        """``count`` more vendors for benchmarks (V-prefixed ids continue the sequence)."""
+        """``count`` more vendors for benchmarks."""
         with self.engine.connect() as conn:
             have = conn.scalar(select(func.count()).select_from(VENDOR)) or 0
         self.insert_vendors(
@@ -185,15 +200,25 @@ class KineticSandbox:
              for i in range(count)]
         )  # fmt: skip
 
+    def generate_invoices(self, count: int, vendor_num: int = 1) -> None:
+        """``count`` more posted, open AP invoices (benchmarks, outbound tests)."""
+        with self.engine.connect() as conn:
+            have = conn.scalar(select(func.count()).select_from(TABLES["APInvHed"])) or 0
+        self.insert_rows(
+            "APInvHed",
+            [{"VendorNum": vendor_num, "InvoiceNum": f"GEN{have + i:08d}", "GroupID": "SEED01",
+              "InvoiceDate": "2026-11-01T00:00:00", "TermsCode": "N30", "InvoiceAmt": Decimal("100.00"),
+              "InvoiceBal": Decimal("100.00"), "Posted": True, "OpenPayable": True} for i in range(count)],
+        )  # fmt: skip
+
     # --- HTTP plumbing --------------------------------------------------------------------------
 
     def _build_app(self) -> Starlette:
-        base = "/{instance}/api/v2/odata/{company}"
+        base = "/{instance}/api/v2/odata/{company}/{service}"
         routes = [
             Route("/{instance}/TokenResource.svc/", self._guard(self.token, auth=False), methods=["POST"]),
-            Route(base + "/Erp.BO.VendorSvc/Vendors", self._guard(self.vendors_query), methods=["GET"]),
-            Route(base + "/Erp.BO.VendorSvc/Vendors/$count", self._guard(self.vendors_count), methods=["GET"]),
-            Route(base + "/Erp.BO.VendorSvc/{method}", self._guard(self.vendor_method), methods=["GET", "POST"]),
+            Route(base + "/{name}/$count", self._guard(self.count), methods=["GET"]),
+            Route(base + "/{name}", self._guard(self.dispatch), methods=["GET", "POST"]),
             Route("/_sandbox/faults", self.faults_endpoint, methods=["GET", "POST"]),
             Route("/_sandbox/stats", self.stats_endpoint, methods=["GET"]),
         ]
@@ -275,9 +300,16 @@ class KineticSandbox:
 
     # --- OData ----------------------------------------------------------------------------------
 
-    def _query(self, request: Request, *, count_only: bool = False) -> Any:
+    def _service(self, request: Request) -> ServiceSpec:
+        name = request.path_params["service"]
+        spec = SERVICES.get(name)
+        if spec is None:
+            raise EpicorError(404, f"Service {name} not found", API_EXCEPTION, reason="Not Found")
+        return spec
+
+    def _query(self, table: Table, request: Request, *, count_only: bool = False) -> Any:
         q = request.query_params
-        stmt: Any = select(VENDOR)
+        stmt: Any = select(table)
         flt = q.get("$filter")
         if flt:
             try:
@@ -289,45 +321,25 @@ class KineticSandbox:
             return select(func.count()).select_from(stmt.subquery())
         for part in filter(None, (q.get("$orderby") or "").split(",")):
             name, _, direction = part.strip().partition(" ")
-            col = _column(name)
+            col = _column(table, name)
             stmt = stmt.order_by(col.desc() if direction.strip().lower() == "desc" else col.asc())
         top = _int_param(q, "$top", self.options.default_row_cap)
         skip = _int_param(q, "$skip", 0)
         return stmt.limit(top).offset(skip)
 
-    async def vendors_query(self, request: Request) -> Response:
-        stmt = self._query(request)
-        select_fields = [f.strip() for f in (request.query_params.get("$select") or "").split(",") if f.strip()]
-        for name in select_fields:
-            _column(name)
+    async def count(self, request: Request) -> Response:
+        spec = self._service(request)
+        table = TABLES[_entity_table(spec, request.path_params["name"])]
         with self.engine.connect() as conn:
-            rows = [self._row(r._mapping, select_fields) for r in conn.execute(stmt)]
-        body: dict[str, Any] = {
-            "@odata.context": f"{request.base_url}{request.path_params['instance']}/api/v2/odata/"
-            f"{self.options.company}/Erp.BO.VendorSvc/$metadata#Vendors",
-            "value": rows,
-        }
-        if request.query_params.get("$count") == "true":
-            with self.engine.connect() as conn:
-                body["@odata.count"] = conn.scalar(self._query(request, count_only=True))
-        return _json(body)
+            return Response(str(conn.scalar(self._query(table, request, count_only=True))), media_type="text/plain")
 
-    async def vendors_count(self, request: Request) -> Response:
-        with self.engine.connect() as conn:
-            return Response(str(conn.scalar(self._query(request, count_only=True))), media_type="text/plain")
-
-    def _row(self, mapping: Any, fields: list[str] | None = None) -> dict[str, Any]:
-        row = {k: mapping[k] for k in (fields or VENDOR_FIELDS)}
-        if "CreditLimit_c" in row and row["CreditLimit_c"] is not None:
-            value = Decimal(row["CreditLimit_c"]).quantize(Decimal("0.01"))
-            row["CreditLimit_c"] = str(value) if self.options.decimals_as_strings else float(value)
-        row.setdefault("RowMod", "")
-        return row
-
-    # --- methods --------------------------------------------------------------------------------
-
-    async def vendor_method(self, request: Request) -> Response:
-        method = request.path_params["method"]
+    async def dispatch(self, request: Request) -> Response:
+        spec = self._service(request)
+        name = request.path_params["name"]
+        if name in spec.entity_sets:
+            if request.method != "GET":
+                raise EpicorError(405, "Write through the service methods", API_EXCEPTION, reason="Method Not Allowed")
+            return self._entity_set(request, TABLES[spec.entity_sets[name]])
         if request.method == "GET":
             params: dict[str, Any] = dict(request.query_params)
         else:
@@ -335,135 +347,448 @@ class KineticSandbox:
                 params = json.loads(await request.body() or b"{}")
             except json.JSONDecodeError:
                 raise EpicorError(400, "Request body is not JSON", API_EXCEPTION) from None
-        handler = {
-            "GetNewVendor": self.get_new_vendor,
-            "GetByID": self.get_by_id,
-            "GetByVendID": self.get_by_vend_id,
-            "Update": self.update_vendors,
-            "DeleteByID": self.delete_by_id,
-        }.get(method)
-        if handler is None:
-            raise EpicorError(404, f"Method {method} not found on Erp.BO.VendorSvc", API_EXCEPTION, reason="Not Found")
-        return _json(handler(params))
+        return _json(self._method(spec, name, params))
 
-    def get_new_vendor(self, params: dict[str, Any]) -> dict[str, Any]:
-        ds = params.get("ds") or {}
-        row = {**_vendor_defaults(self.options.company), "VendorNum": 0, "VendorID": "", "SysRevID": 0,
-               "SysRowID": ZERO_GUID, "RowMod": "A"}  # fmt: skip
-        row["CreditLimit_c"] = 0.0
-        ds.setdefault("Vendor", []).append(row)
+    def _entity_set(self, request: Request, table: Table) -> Response:
+        stmt = self._query(table, request)
+        fields = [f.strip() for f in (request.query_params.get("$select") or "").split(",") if f.strip()]
+        for name in fields:
+            if name not in DISPLAY_FIELDS:
+                _column(table, name)
+        with self.engine.connect() as conn:
+            rows = [self._row(conn, table, r._mapping, fields) for r in conn.execute(stmt)]
+            body: dict[str, Any] = {
+                "@odata.context": f"{request.base_url}{request.path_params['instance']}/api/v2/odata/"
+                f"{self.options.company}/{request.path_params['service']}/$metadata#{request.path_params['name']}",
+                "value": rows,
+            }
+            if request.query_params.get("$count") == "true":
+                body["@odata.count"] = conn.scalar(self._query(table, request, count_only=True))
+        return _json(body)
+
+    def _row(self, conn: Connection, table: Table, mapping: Any, fields: list[str] | None = None) -> dict[str, Any]:
+        wanted = fields or [c.name for c in table.columns]
+        row: dict[str, Any] = {}
+        for k in wanted:
+            if k in DISPLAY_FIELDS:
+                continue
+            value = mapping[k]
+            if isinstance(value, Decimal) or (isinstance(table.c[k].type, Numeric) and value is not None):
+                dec = Decimal(value)
+                value = str(dec) if self.options.decimals_as_strings else float(dec)
+            row[k] = value
+        if "VendorNum" in table.c and table.name != "Vendor" and (not fields or DISPLAY_FIELDS & set(fields)):
+            vendor = conn.execute(
+                select(VENDOR.c.VendorID, VENDOR.c.Name).where(VENDOR.c.VendorNum == mapping["VendorNum"])
+            ).first()
+            row["VendorNumVendorID"] = vendor.VendorID if vendor else ""
+            row["VendorNumName"] = vendor.Name if vendor else ""
+        row["RowMod"] = ""
+        return row
+
+    # --- methods --------------------------------------------------------------------------------
+
+    def _method(self, spec: ServiceSpec, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        if name in spec.get_new:
+            return self._get_new(spec, spec.get_new[name], params)
+        handlers: dict[str, Callable[[ServiceSpec, dict[str, Any]], dict[str, Any]]] = {
+            "GetByID": self._get_by_id,
+            "GetByVendID": self._get_by_vend_id,
+            "GetList": self._get_list,
+            "GetRows": self._get_list,
+            "Update": self._update,
+            "UpdateMaster": self._update,
+            "UpdateExt": self._update_ext,
+            "DeleteByID": self._delete_by_id,
+            "OnChangeVendor": self._on_change_vendor,
+            "ChangeVendorID": self._change_vendor_id,
+            "ChangeInvoiceVendorAmt": self._change_invoice_amt,
+            "ChangeInvoiceDateEx": self._change_invoice_date,
+            "OnChangeInvoiceNum": self._on_change_invoice_num,
+            "OnChangeDocTranAmt": self._on_change_doc_tran_amt,
+        }
+        handler = handlers.get(name)
+        if handler is None:
+            raise EpicorError(404, f"Method {name} not found", API_EXCEPTION, reason="Not Found")
+        return handler(spec, params)
+
+    def _get_new(self, spec: ServiceSpec, how: GetNew, params: dict[str, Any]) -> dict[str, Any]:
+        ds = params.get("ds") if isinstance(params.get("ds"), dict) else {}
+        assert isinstance(ds, dict)
+        table = TABLES[how.table]
+        row = {**_defaults(table), "Company": self.options.company, "SysRevID": 0, "SysRowID": ZERO_GUID, "RowMod": "A"}
+        for param, fieldname in how.params.items():
+            if param in params:
+                row[fieldname] = _coerce(table, fieldname, params[param])
+        if how.saves:
+            with self.engine.begin() as conn:
+                saved = self._apply(conn, how.table, row, user="manager")
+            ds.setdefault(how.table, []).append(saved)
+        else:
+            ds.setdefault(how.table, []).append(row)
         return {"parameters": {"ds": ds}}
 
-    def _tableset(self, conn: Connection, where: Any, what: str) -> dict[str, Any]:
-        found = conn.execute(select(VENDOR).where(where)).first()
+    def _tableset(self, conn: Connection, spec: ServiceSpec, keys: dict[str, Any]) -> dict[str, Any]:
+        primary = TABLES[spec.tables[0]]
+        found = conn.execute(select(primary).where(*(primary.c[k] == v for k, v in keys.items()))).first()
         if found is None:
+            what = ", ".join(f"{k} {v!r}" for k, v in keys.items())
             raise EpicorError(
                 404, f"Record not found: {what}", "Ice.Common.RecordNotFoundException", reason="Not Found"
             )
-        return {"returnObj": {"Vendor": [self._row(found._mapping)]}}
+        ds: dict[str, Any] = {spec.tables[0]: [self._row(conn, primary, found._mapping)]}
+        pk = {k: found._mapping[k] for k in SPECS[spec.tables[0]].keys}
+        for child in spec.tables[1:]:
+            t = TABLES[child]
+            rows = conn.execute(select(t).where(*(t.c[k] == v for k, v in pk.items() if k in t.c)))
+            ds[child] = [self._row(conn, t, r._mapping) for r in rows]
+        return ds
 
-    def get_by_id(self, params: dict[str, Any]) -> dict[str, Any]:
-        num = _int(params.get("vendorNum"), "vendorNum")
+    def _key_params(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
+        table = TABLES[spec.tables[0]]
+        keys = {}
+        for param, fieldname in spec.get_by_id.items():
+            if param not in params:
+                raise EpicorError(400, f"Parameter {param} is required", API_EXCEPTION)
+            keys[fieldname] = _coerce(table, fieldname, params[param])
+        return keys
+
+    def _get_by_id(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
         with self.engine.connect() as conn:
-            return self._tableset(conn, VENDOR.c.VendorNum == num, f"VendorNum {num}")
+            return {"returnObj": self._tableset(conn, spec, self._key_params(spec, params))}
 
-    def get_by_vend_id(self, params: dict[str, Any]) -> dict[str, Any]:
-        vid = str(params.get("vendorID") or "")
+    def _get_by_vend_id(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
+        if spec.tables[0] != "Vendor":
+            raise EpicorError(404, "Method GetByVendID not found", API_EXCEPTION, reason="Not Found")
         with self.engine.connect() as conn:
-            return self._tableset(conn, VENDOR.c.VendorID == vid, f"VendorID {vid!r}")
+            return {"returnObj": self._tableset(conn, spec, {"VendorID": str(params.get("vendorID") or "")})}
 
-    def delete_by_id(self, params: dict[str, Any]) -> dict[str, Any]:
-        num = _int(params.get("vendorNum"), "vendorNum")
+    def _get_list(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
+        table = TABLES[spec.tables[0]]
+        where = str(params.get("whereClause") or params.get(f"whereClause{spec.tables[0]}") or "")
+        page_size = int(params.get("pageSize") or 0) or 100
+        page = int(params.get("absolutePage") or 0)
+        stmt = select(table).where(*_where_clause(table, where))
+        order = re.search(r"\bBY\s+(\w+)", where, re.IGNORECASE)
+        stmt = stmt.order_by(_column(table, order.group(1)) if order else table.c[SPECS[table.name].keys[0]])
+        with self.engine.connect() as conn:
+            rows = [
+                self._row(conn, table, r._mapping)
+                for r in conn.execute(stmt.limit(page_size + 1).offset(page * page_size))
+            ]
+        more = len(rows) > page_size
+        return {"returnObj": {spec.tables[0]: rows[:page_size]}, "parameters": {"morePages": more}}
+
+    def _delete_by_id(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
+        keys = self._key_params(spec, params)
         with self.engine.begin() as conn:
-            if conn.execute(delete(VENDOR).where(VENDOR.c.VendorNum == num)).rowcount != 1:
-                raise EpicorError(
-                    404, f"Record not found: VendorNum {num}", "Ice.Common.RecordNotFoundException", reason="Not Found"
-                )
+            primary = TABLES[spec.tables[0]]
+            if conn.execute(delete(primary).where(*(primary.c[k] == v for k, v in keys.items()))).rowcount != 1:
+                raise EpicorError(404, "Record not found", "Ice.Common.RecordNotFoundException", reason="Not Found")
+            for child in spec.tables[1:]:
+                t = TABLES[child]
+                conn.execute(delete(t).where(*(t.c[k] == v for k, v in keys.items() if k in t.c)))
         return {}
 
-    def update_vendors(self, params: dict[str, Any]) -> dict[str, Any]:
+    def _ds(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
         ds = params.get("ds")
-        if not isinstance(ds, dict) or not isinstance(ds.get("Vendor"), list):
-            raise EpicorError(400, "Parameter ds is required and must hold a Vendor table", API_EXCEPTION)
-        out = []
+        if not isinstance(ds, dict) or not any(isinstance(ds.get(t), list) for t in spec.tables):
+            raise EpicorError(400, f"Parameter ds is required and must hold a {spec.tables[0]} table", API_EXCEPTION)
+        return ds
+
+    def _update(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
+        ds = self._ds(spec, params)
+        out: dict[str, Any] = dict(ds)
         with self.engine.begin() as conn:
-            for row in ds["Vendor"]:
-                out.append(self._apply(conn, row))
+            for table in spec.tables:  # primary first: children may need its new key
+                out[table] = [self._apply(conn, table, row, user="manager") for row in ds.get(table) or []]
         # Commit happened; a "lost response" fault now hides the outcome from the client.
         if self.faults.lose_response_rate and self._rng.random() < self.faults.lose_response_rate:
             self.lost_responses += 1
             raise EpicorError(
                 500, "The operation has timed out", "System.TimeoutException", reason="Internal Server Error"
             )
-        return {"parameters": {"ds": {**ds, "Vendor": out}}}
+        return {"parameters": {"ds": out}}
 
-    def _apply(self, conn: Connection, row: dict[str, Any]) -> dict[str, Any]:
+    def _update_ext(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
+        ds = self._ds(spec, params)
+        keep_going = bool(params.get("continueProcessingOnError", True))
+        errors: list[dict[str, Any]] = []
+        out: dict[str, Any] = dict(ds)
+        for table in spec.tables:
+            saved = []
+            for row in ds.get(table) or []:
+                try:
+                    with self.engine.begin() as conn:
+                        if row.get("RowMod", "") == "":
+                            row = {**row, "RowMod": "U" if self._exists(conn, table, row) else "A"}
+                        saved.append(self._apply(conn, table, row, user="manager"))
+                except EpicorError as exc:
+                    errors.append({"TableName": table, "ErrorLevel": 3, "ErrorType": exc.error_type,
+                                   "ErrorText": exc.message, "ErrorSysRowID": row.get("SysRowID", ZERO_GUID)})  # fmt: skip
+                    if not keep_going:
+                        break
+            out[table] = saved
+        return {"returnObj": {"BOUpdError": errors}, "parameters": {"ds": out, "errorsOccurred": bool(errors)}}
+
+    def _exists(self, conn: Connection, table: str, row: dict[str, Any]) -> bool:
+        t = TABLES[table]
+        keys = SPECS[table].keys
+        if any(not row.get(k) for k in keys if k != "InvoiceRef"):
+            return False
+        return conn.execute(select(t).where(*(t.c[k] == _coerce(t, k, row.get(k)) for k in keys))).first() is not None
+
+    # --- one row ---------------------------------------------------------------------------------
+
+    def _apply(self, conn: Connection, table: str, row: dict[str, Any], *, user: str) -> dict[str, Any]:
+        t, spec = TABLES[table], SPECS[table]
         mod = row.get("RowMod", "")
-        unknown = sorted(set(row) - set(VENDOR_FIELDS) - {"RowMod"})
+        unknown = sorted(set(row) - {c.name for c in t.columns} - {"RowMod"} - DISPLAY_FIELDS)
         if unknown:
-            raise EpicorError(400, f"Unknown field {unknown[0]} on Vendor", API_EXCEPTION,
-                              [{"Message": "Unknown field", "Type": "Error", "Table": "Vendor", "Field": unknown[0]}])  # fmt: skip
-        values = {k: v for k, v in row.items() if k in VENDOR_FIELDS}
-        if mod in ("A", "U"):
-            self._validate(conn, values, mod)
-        if mod == "A":
-            values["VendorNum"] = (conn.scalar(select(func.coalesce(func.max(VENDOR.c.VendorNum), 0))) or 0) + 1
-            values["SysRowID"] = str(uuid.uuid4())
-            values["SysRevID"] = self.next_sysrev()
-            values["Company"] = self.options.company
-            conn.execute(insert(VENDOR).values(**values))
-        elif mod == "U":
-            num = _int(values.get("VendorNum"), "VendorNum")
-            current = conn.execute(select(VENDOR).where(VENDOR.c.VendorNum == num)).first()
-            if current is None:
-                raise EpicorError(
-                    404, f"Record not found: VendorNum {num}", "Ice.Common.RecordNotFoundException", reason="Not Found"
-                )
-            if "SysRevID" in values and values["SysRevID"] != current.SysRevID:
-                raise EpicorError(400, "Row has been modified by another user and couldn't be updated.",
-                                  "Ice.Common.BusinessObjectException",
-                                  [{"Message": "Row modified", "Type": "Error", "Table": "Vendor", "Field": "SysRevID"}])  # fmt: skip
-            values["SysRevID"] = self.next_sysrev()
-            values.pop("SysRowID", None)
-            conn.execute(update(VENDOR).where(VENDOR.c.VendorNum == num).values(**values))
-        elif mod == "D":
-            num = _int(values.get("VendorNum"), "VendorNum")
-            conn.execute(delete(VENDOR).where(VENDOR.c.VendorNum == num))
-            return {**row, "RowMod": ""}
-        elif mod != "":
-            raise EpicorError(400, f"Invalid RowMod {mod!r}", API_EXCEPTION)
-        else:
+            raise _fail(table, unknown[0], f"Unknown field {unknown[0]} on {table}")
+        values = {k: _coerce(t, k, v) for k, v in row.items() if k in t.c}
+        if mod == "":
             return row
-        saved = conn.execute(select(VENDOR).where(VENDOR.c.VendorNum == values.get("VendorNum"))).first()
+        if mod not in ("A", "U", "D"):
+            raise EpicorError(400, f"Invalid RowMod {mod!r}", API_EXCEPTION)
+        if table in ("APInvHed", "CheckHed") and not values.get("VendorNum") and row.get("VendorNumVendorID"):
+            values["VendorNum"] = self._vendor_num(conn, str(row["VendorNumVendorID"]), table)
+
+        def key_where() -> list[Any]:
+            return [t.c[k] == values.get(k) for k in spec.keys]
+
+        if mod == "D":
+            conn.execute(delete(t).where(*key_where()))
+            return {**row, "RowMod": ""}
+        if mod == "A":
+            if spec.sequence and not values.get(spec.sequence):
+                values[spec.sequence] = self._next_in_sequence(conn, table, values)
+            self._validate(conn, table, values, adding=True)
+            if conn.execute(select(t).where(*key_where())).first() is not None:
+                what = ", ".join(f"{k} {values.get(k)!r}" for k in spec.keys)
+                raise _fail(table, spec.keys[-1], f"{table} {what} already exists.", self.options.duplicate_status)
+            values["SysRowID"] = str(uuid.uuid4())
+            self._stamp(table, values, user)
+            conn.execute(insert(t).values(**{**_defaults(t), **values}))
+            self._after_add(conn, table, values)
+        else:
+            current = conn.execute(select(t).where(*key_where())).first()
+            if current is None:
+                what = ", ".join(f"{k} {values.get(k)!r}" for k in spec.keys)
+                raise EpicorError(
+                    404, f"Record not found: {what}", "Ice.Common.RecordNotFoundException", reason="Not Found"
+                )
+            if values.get("SysRevID") and values["SysRevID"] != current.SysRevID:
+                raise _fail(table, "SysRevID", "Row has been modified by another user and couldn't be updated.")
+            self._validate(conn, table, values, adding=False)
+            values.pop("SysRowID", None)
+            self._stamp(table, values, user)
+            conn.execute(update(t).where(*key_where()).values(**values))
+        saved = conn.execute(select(t).where(*key_where())).first()
         assert saved is not None
-        return self._row(saved._mapping)
+        return self._row(conn, t, saved._mapping)
 
-    def _validate(self, conn: Connection, values: dict[str, Any], mod: str) -> None:
-        def fail(message: str, field_name: str, status: int = 400) -> EpicorError:
-            return EpicorError(status, message, "Ice.Common.BusinessObjectException",
-                               [{"Message": message, "Type": "Error", "Table": "Vendor", "Field": field_name}])  # fmt: skip
+    def _next_in_sequence(self, conn: Connection, table: str, values: dict[str, Any]) -> int:
+        t, spec = TABLES[table], SPECS[table]
+        assert spec.sequence is not None
+        scope = [
+            t.c[k] == values.get(k)
+            for k in spec.keys
+            if k != spec.sequence and spec.keys.index(k) < spec.keys.index(spec.sequence)
+        ]
+        return int(conn.scalar(select(func.coalesce(func.max(t.c[spec.sequence]), 0)).where(*scope)) or 0) + 1
 
-        vid = values.get("VendorID")
-        if mod == "A" and not vid:
-            raise fail("Vendor ID is required.", "VendorID")
-        if vid is not None:
-            if len(str(vid)) > 8:
-                raise fail(f"Vendor ID '{vid}' is longer than 8 characters.", "VendorID")
-            clash = select(VENDOR.c.VendorNum).where(VENDOR.c.VendorID == vid)
-            if mod == "U":
-                clash = clash.where(VENDOR.c.VendorNum != values.get("VendorNum"))
-            if conn.execute(clash).first() is not None:
-                raise fail(f"Vendor ID '{vid}' already exists.", "VendorID", self.options.duplicate_status)
-        terms = values.get("TermsCode")
+    def _vendor_num(self, conn: Connection, vendor_id: str, table: str) -> int:
+        num = conn.scalar(select(VENDOR.c.VendorNum).where(VENDOR.c.VendorID == vendor_id))
+        if num is None:
+            raise _fail(table, "VendorNumVendorID", f"Vendor '{vendor_id}' is not valid.")
+        return int(num)
+
+    def _require(
+        self, conn: Connection, table: str, where: dict[str, Any], failing: str, field_name: str, message: str
+    ) -> Any:
+        t = TABLES[table]
+        found = conn.execute(select(t).where(*(t.c[k] == v for k, v in where.items()))).first()
+        if found is None:
+            raise _fail(failing, field_name, message)
+        return found
+
+    def _validate(self, conn: Connection, table: str, v: dict[str, Any], *, adding: bool) -> None:
+        terms = v.get("TermsCode")
         if terms and terms not in TERMS_CODES:
-            raise fail(f"Terms code '{terms}' is not valid.", "TermsCode")
-        if mod == "A" and not values.get("Name"):
-            raise fail("Name is required.", "Name")
-        if "CreditLimit_c" in values and values["CreditLimit_c"] is not None:
-            try:
-                values["CreditLimit_c"] = Decimal(str(values["CreditLimit_c"]))
-            except ArithmeticError:
-                raise fail("CreditLimit_c is not a number.", "CreditLimit_c") from None
+            raise _fail(table, "TermsCode", f"Terms code '{terms}' is not valid.")
+        if table == "Vendor":
+            vid = v.get("VendorID")
+            if adding and not vid:
+                raise _fail(table, "VendorID", "Vendor ID is required.")
+            if vid is not None:
+                if len(str(vid)) > 8:
+                    raise _fail(table, "VendorID", f"Vendor ID '{vid}' is longer than 8 characters.")
+                clash = select(VENDOR.c.VendorNum).where(
+                    VENDOR.c.VendorID == vid, VENDOR.c.VendorNum != v.get("VendorNum")
+                )
+                if conn.execute(clash).first() is not None:
+                    raise _fail(table, "VendorID", f"Vendor ID '{vid}' already exists.", self.options.duplicate_status)
+            if adding and not v.get("Name"):
+                raise _fail(table, "Name", "Name is required.")
+        elif table == "APInvHed" and adding:
+            if not v.get("InvoiceNum"):
+                raise _fail(table, "InvoiceNum", "Invoice number is required.")
+            self._require(
+                conn,
+                "APInvGrp",
+                {"GroupID": v.get("GroupID")},
+                table,
+                "GroupID",
+                f"Group '{v.get('GroupID')}' is not valid.",
+            )
+            self._require(
+                conn,
+                "Vendor",
+                {"VendorNum": v.get("VendorNum")},
+                table,
+                "VendorNum",
+                f"Vendor {v.get('VendorNum')} is not valid.",
+            )
+        elif table == "APInvDtl" and adding:
+            self._require(conn, "APInvHed", {"VendorNum": v.get("VendorNum"), "InvoiceNum": v.get("InvoiceNum")}, table,
+                          "InvoiceNum", f"Invoice '{v.get('InvoiceNum')}' is not valid.")  # fmt: skip
+        elif table == "CheckHed" and adding:
+            self._require(
+                conn,
+                "APChkGrp",
+                {"GroupID": v.get("GroupID")},
+                table,
+                "GroupID",
+                f"Payment group '{v.get('GroupID')}' is not valid.",
+            )
+        elif table == "APTran" and adding:
+            head = self._require(
+                conn,
+                "CheckHed",
+                {"HeadNum": v.get("HeadNum")},
+                table,
+                "HeadNum",
+                f"Payment {v.get('HeadNum')} is not valid.",
+            )
+            vendor = v.get("VendorNum") or head.VendorNum
+            v["VendorNum"] = vendor
+            self._require(conn, "APInvHed", {"VendorNum": vendor, "InvoiceNum": v.get("InvoiceNum")}, table, "InvoiceNum",
+                          f"Invoice '{v.get('InvoiceNum')}' is not valid for vendor {vendor}.")  # fmt: skip
+        elif table == "CashHead" and adding:
+            self._require(
+                conn,
+                "CashGrp",
+                {"GroupID": v.get("GroupID")},
+                table,
+                "GroupID",
+                f"Cash group '{v.get('GroupID')}' is not valid.",
+            )
+        elif table == "CashDtl" and adding:
+            self._require(conn, "CashHead", {"GroupID": v.get("GroupID"), "HeadNum": v.get("HeadNum")}, table, "HeadNum",
+                          f"Cash receipt {v.get('HeadNum')} is not valid.")  # fmt: skip
+            self._require(
+                conn,
+                "InvcHead",
+                {"InvoiceNum": v.get("InvoiceNum")},
+                table,
+                "InvoiceNum",
+                f"Invoice {v.get('InvoiceNum')} is not valid.",
+            )
+
+    def _after_add(self, conn: Connection, table: str, v: dict[str, Any]) -> None:
+        """Accounting the recipes can observe: payments and receipts reduce invoice balances."""
+        if table == "APInvHed" and not v.get("InvoiceBal"):
+            amount = v.get("InvoiceAmt") or v.get("InvoiceVendorAmt") or 0
+            conn.execute(update(TABLES["APInvHed"]).where(TABLES["APInvHed"].c.VendorNum == v["VendorNum"],
+                                                          TABLES["APInvHed"].c.InvoiceNum == v["InvoiceNum"]).values(InvoiceBal=amount))  # fmt: skip
+        elif table == "APTran":
+            inv = TABLES["APInvHed"]
+            conn.execute(update(inv).where(inv.c.VendorNum == v["VendorNum"], inv.c.InvoiceNum == v["InvoiceNum"])
+                         .values(InvoiceBal=inv.c.InvoiceBal - (v.get("TranAmt") or 0) - (v.get("DiscAmt") or 0)))  # fmt: skip
+        elif table == "CashDtl":
+            inv = TABLES["InvcHead"]
+            conn.execute(
+                update(inv)
+                .where(inv.c.InvoiceNum == v["InvoiceNum"])
+                .values(InvoiceBal=inv.c.InvoiceBal - (v.get("TranAmt") or 0))
+            )
+
+    # --- Change… methods: echo the ds with derived fields filled --------------------------------
+
+    def _rows_of(self, params: dict[str, Any], table: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        ds = params.get("ds")
+        if not isinstance(ds, dict) or not ds.get(table):
+            raise EpicorError(400, f"Parameter ds must hold a {table} row", API_EXCEPTION)
+        return ds, [r for r in ds[table] if r.get("RowMod") in ("A", "U")] or ds[table][-1:]
+
+    def _on_change_vendor(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
+        ds, rows = self._rows_of(params, "CheckHed")
+        with self.engine.connect() as conn:
+            vendor = conn.execute(select(VENDOR).where(VENDOR.c.VendorID == str(params.get("pcVendorID")))).first()
+        if vendor is None:
+            raise _fail("CheckHed", "VendorNum", f"Vendor '{params.get('pcVendorID')}' is not valid.")
+        for r in rows:
+            r.update(VendorNum=vendor.VendorNum, Name=vendor.Name, VendorNumVendorID=vendor.VendorID)
+        return {"parameters": {"ds": ds}}
+
+    def _change_vendor_id(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
+        ds, rows = self._rows_of(params, "APInvHed")
+        with self.engine.connect() as conn:
+            num = self._vendor_num(conn, str(params.get("ProposedVendorID")), "APInvHed")
+            terms = conn.scalar(select(VENDOR.c.TermsCode).where(VENDOR.c.VendorNum == num))
+        for r in rows:
+            r.update(
+                VendorNum=num, VendorNumVendorID=params.get("ProposedVendorID"), TermsCode=r.get("TermsCode") or terms
+            )
+        return {"parameters": {"ds": ds}}
+
+    def _change_invoice_amt(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
+        ds, rows = self._rows_of(params, "APInvHed")
+        amount = _decimal("ProposedInvoiceVendorAmt", params.get("ProposedInvoiceVendorAmt"))
+        for r in rows:
+            r.update(InvoiceVendorAmt=float(amount), InvoiceAmt=float(amount), DocInvoiceAmt=float(amount))
+        return {"parameters": {"ds": ds}}
+
+    def _change_invoice_date(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
+        ds, rows = self._rows_of(params, "APInvHed")
+        raw = str(params.get("ProposedInvoiceDate") or "")[:10]
+        try:
+            day = date.fromisoformat(raw)
+        except ValueError:
+            raise _fail("APInvHed", "InvoiceDate", f"Invoice date '{raw}' is not valid.") from None
+        for r in rows:
+            due = day + timedelta(days=TERMS_CODES.get(str(r.get("TermsCode") or "N30"), 30))
+            r.update(InvoiceDate=f"{day.isoformat()}T00:00:00", ApplyDate=f"{day.isoformat()}T00:00:00",
+                     DueDate=f"{due.isoformat()}T00:00:00")  # fmt: skip
+        return {"parameters": {"ds": ds}}
+
+    def _on_change_invoice_num(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
+        ds, rows = self._rows_of(params, "APTran")
+        invoice = str(params.get("pcInvoiceNum") or "")
+        with self.engine.connect() as conn:
+            for r in rows:
+                vendor = r.get("VendorNum") or conn.scalar(
+                    select(TABLES["CheckHed"].c.VendorNum).where(TABLES["CheckHed"].c.HeadNum == r.get("HeadNum"))
+                )
+                inv = conn.execute(select(TABLES["APInvHed"]).where(TABLES["APInvHed"].c.VendorNum == vendor,
+                                                                     TABLES["APInvHed"].c.InvoiceNum == invoice)).first()  # fmt: skip
+                if inv is None:
+                    raise _fail("APTran", "InvoiceNum", f"Invoice '{invoice}' is not valid for vendor {vendor}.")
+                r.update(
+                    InvoiceNum=invoice,
+                    VendorNum=vendor,
+                    TranAmt=float(inv.InvoiceBal),
+                    DocTranAmt=float(inv.InvoiceBal),
+                )
+        return {"parameters": {"ds": ds}}
+
+    def _on_change_doc_tran_amt(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
+        ds, rows = self._rows_of(params, "APTran")
+        amount = _decimal("pdDocTranAmt", params.get("pdDocTranAmt"))
+        for r in rows:
+            r.update(TranAmt=float(amount), DocTranAmt=float(amount))
+        return {"parameters": {"ds": ds}}
 
     # --- admin ----------------------------------------------------------------------------------
 
@@ -490,17 +815,98 @@ def _with_retry_after(error: EpicorError, faults: Faults) -> Response:
     return response
 
 
-def _vendor_defaults(company: str) -> dict[str, Any]:
-    return {"Company": company, "Name": "", "Address1": "", "City": "", "State": "", "ZIP": "", "Country": "",
-            "TermsCode": "", "PhoneNum": "", "EMailAddress": "", "CurrencyCode": "USD", "GroupCode": "",
-            "TaxPayerID": "", "Inactive": False, "PayHold": False, "Approved": True}  # fmt: skip
+def _fail(table: str, field_name: str, message: str, status: int = 400) -> EpicorError:
+    return EpicorError(status, message, "Ice.Common.BusinessObjectException",
+                       [{"Message": message, "Type": "Error", "Table": table, "Field": field_name}])  # fmt: skip
 
 
-def _column(name: str) -> Any:
-    if name not in VENDOR.c:
-        raise EpicorError(400, f"Could not find a property named '{name}' on type 'Erp.Tablesets.VendorRow'",
+def _defaults(table: Table) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for c in table.columns:
+        if c.default is not None and getattr(c.default, "is_scalar", False):
+            out[c.name] = c.default.arg  # type: ignore[attr-defined]
+        elif isinstance(c.type, Boolean):
+            out[c.name] = False
+        elif isinstance(c.type, (Integer, Numeric)):
+            out[c.name] = 0
+        elif isinstance(c.type, String) and c.name not in ("ChangeDate",) and not c.name.endswith("Date"):
+            out[c.name] = ""
+        else:
+            out[c.name] = None
+    return out
+
+
+def _coerce(table: Table, name: str, value: Any) -> Any:
+    """JSON values to column types (decimals arrive as numbers or strings)."""
+    if value is None or name not in table.c:
+        return value
+    kind = table.c[name].type
+    try:
+        if isinstance(kind, Boolean):
+            return value if isinstance(value, bool) else str(value).lower() in ("true", "1")
+        if isinstance(kind, Integer):
+            return int(value)
+        if isinstance(kind, Numeric):
+            return Decimal(str(value))
+    except (ValueError, ArithmeticError):
+        raise _fail(table.name, name, f"{name} {value!r} is not a valid number.") from None
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    return value
+
+
+def _decimal(name: str, value: Any) -> Decimal:
+    try:
+        return Decimal(str(value))
+    except ArithmeticError:
+        raise EpicorError(400, f"Parameter {name} must be a number", API_EXCEPTION) from None
+
+
+def _entity_table(spec: ServiceSpec, name: str) -> str:
+    if name not in spec.entity_sets:
+        raise EpicorError(404, f"Entity set {name} not found", API_EXCEPTION, reason="Not Found")
+    return spec.entity_sets[name]
+
+
+def _column(table: Table, name: str) -> Any:
+    if name not in table.c:
+        raise EpicorError(400, f"Could not find a property named '{name}' on type 'Erp.Tablesets.{table.name}Row'",
                           "Microsoft.OData.ODataException", reason="Bad Request")  # fmt: skip
-    return VENDOR.c[name]
+    return table.c[name]
+
+
+_CONDITION = re.compile(r"^\s*(\w+)\s*(=|<>|>=|<=|>|<)\s*('(?:[^']|'')*'|-?[\d.]+|true|false)\s*$", re.IGNORECASE)
+
+
+def _where_clause(table: Table, where: str) -> list[Any]:
+    """The minimal Epicor whereClause: ``Field = 'x' and SysRevID > 5 BY SysRevID``."""
+    text = re.split(r"\bBY\b", where, maxsplit=1, flags=re.IGNORECASE)[0].strip()
+    if not text:
+        return []
+    out = []
+    for part in re.split(r"\s+and\s+", text, flags=re.IGNORECASE):
+        m = _CONDITION.match(part)
+        if not m:
+            raise EpicorError(400, f"Invalid whereClause near {part.strip()!r}", API_EXCEPTION)
+        col = _column(table, m.group(1))
+        raw = m.group(3)
+        value: Any = (
+            raw[1:-1].replace("''", "'")
+            if raw.startswith("'")
+            else (raw.lower() == "true" if raw.lower() in ("true", "false") else Decimal(raw))
+        )
+        op = m.group(2)
+        out.append(
+            {
+                "=": col == value,
+                "<>": col != value,
+                ">": col > value,
+                ">=": col >= value,
+                "<": col < value,
+                "<=": col <= value,
+            }[op]
+        )
+    return [and_(*out)]
 
 
 def _int_param(q: Any, name: str, default: int) -> int:
@@ -512,13 +918,6 @@ def _int_param(q: Any, name: str, default: int) -> int:
             400, f"Invalid value for {name}: {raw!r}", "Microsoft.OData.ODataException", reason="Bad Request"
         )
     return int(raw)
-
-
-def _int(value: Any, name: str) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise EpicorError(400, f"Parameter {name} must be an integer", API_EXCEPTION) from None
 
 
 def _json(body: dict[str, Any]) -> Response:

@@ -159,7 +159,10 @@ class KineticSandbox:
                 spec = SPECS[table]
                 if spec.sequence and not values.get(spec.sequence):
                     values[spec.sequence] = self._next_in_sequence(conn, table, values)
+                given = values.get("ChangeDate")
                 self._stamp(table, values, "seed")
+                if given:  # seed and generated rows may carry a past ChangeDate
+                    values["ChangeDate"] = given
                 conn.execute(insert(TABLES[table]).values(**values))
 
     def insert_vendors(self, rows: list[dict[str, Any]]) -> None:
@@ -186,7 +189,8 @@ class KineticSandbox:
                 invoices.append({"VendorNum": v, "InvoiceNum": f"INV-{v:03d}-{n + 1}", "GroupID": "SEED01",
                                  "InvoiceDate": "2026-10-01T00:00:00", "DueDate": "2026-10-31T00:00:00",
                                  "TermsCode": "N30", "InvoiceAmt": amount, "DocInvoiceAmt": amount,
-                                 "InvoiceVendorAmt": amount, "InvoiceBal": amount, "Posted": True, "OpenPayable": True})  # fmt: skip
+                                 "InvoiceVendorAmt": amount, "InvoiceBal": amount, "Posted": True, "OpenPayable": True,
+                                 "ChangeDate": "2026-10-01T00:00:00"})  # fmt: skip
         self.insert_rows("APInvHed", invoices)
         self.insert_rows("InvcHead", [{"InvoiceNum": 1000 + i, "CustNum": 1 + i % 4, "InvoiceAmt": Decimal(500 + 25 * i),
                                        "InvoiceBal": Decimal(500 + 25 * i)} for i in range(1, 21)])  # fmt: skip

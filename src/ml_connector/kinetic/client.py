@@ -45,6 +45,7 @@ class KineticOptions:
     backoff_s: float = 0.5
     backoff_max_s: float = 30.0
     lookup_batch: int = 50
+    datetime_literal: str = "iso"  # "iso" 2026-01-31T00:00:00, "iso-z" …Z, "v1" datetime'…'
 
 
 def map_error(status: int, body: Any, *, what: str, write: bool) -> MLConnectorError:
@@ -225,6 +226,7 @@ class KineticClient:
                       json: Any = None, write: bool = False) -> Any:  # fmt: skip
         """One call with retries; returns the parsed JSON (or text for ``/$count``)."""
         url = path + ("?" + odata.encode_query(params) if params else "")
+        content = None if json is None else _dumps(json)
         refreshed = False
         attempt = 0
         while True:
@@ -232,7 +234,9 @@ class KineticClient:
             started = time.monotonic()
             headers = await self._headers()
             try:
-                resp = await self._http.request(method, url, headers=headers, json=json)
+                if content is not None:
+                    headers["Content-Type"] = "application/json"
+                resp = await self._http.request(method, url, headers=headers, content=content)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 # Nothing reached the server: safe to retry, writes included.
                 self._record(method, path, None, started, attempt=attempt, error=type(exc).__name__)
@@ -275,38 +279,73 @@ class KineticClient:
         if skip:
             params["$skip"] = skip
         data = await self.request("GET", f"{self.odata_base}/{service}/{entity_set}", params=params)
-        return list(data.get("value", []))
+        rows = list(data.get("value", []))
+        # Instances that cap pages may say where the rest is; follow it (never seen from Kinetic so
+        # far, but harmless where absent).
+        while data.get("@odata.nextLink"):
+            link = httpx.URL(str(data["@odata.nextLink"]))
+            data = await self.request("GET", link.path.removeprefix(httpx.URL(self.settings.url).path),
+                                      params=dict(link.params))  # fmt: skip
+            rows.extend(data.get("value", []))
+        return rows
 
     async def count(self, service: str, entity_set: str, filter: str | None = None) -> int:
         params = {"$filter": filter} if filter else None
         return int(await self.request("GET", f"{self.odata_base}/{service}/{entity_set}/$count", params=params))
 
-    async def extract(self, service: str, entity_set: str, *, cursor: str, after: int | str | None,
-                      page_size: int = 500, select: list[str] | None = None,
-                      extra_filter: str | None = None) -> AsyncIterator[list[dict[str, Any]]]:  # fmt: skip
+    async def extract(
+        self,
+        service: str,
+        entity_set: str,
+        *,
+        cursor: str,
+        after: Any,
+        page_size: int = 500,
+        select: list[str] | None = None,
+        extra_filter: str | None = None,
+        tiebreak: str | None = "SysRevID",
+        after_tiebreak: Any = None,
+    ) -> AsyncIterator[list[dict[str, Any]]]:
         """Pages of rows changed since ``after``, by keyset on ``cursor`` (never ``$skip``).
 
-        Rows that change while we page move past the keyset and are read later in this
-        extract or the next one, never skipped or repeated within it.
+        A cursor with ties (``ChangeDate`` is a date: many rows share one) pages on the pair
+        (``cursor``, ``tiebreak``): ``cursor gt last or (cursor eq last and tiebreak gt t)``, so
+        a page boundary inside a run of equal dates neither skips nor repeats a row. Rows that
+        change while we page move past the keyset and are read later. Paging ends on an empty
+        page, not a short one: an instance that caps pages below ``page_size`` would otherwise
+        end the extract early.
         """
-        fields = None if select is None else list(dict.fromkeys([*select, cursor]))
-        last = after
+        if tiebreak == cursor:
+            tiebreak = None
+        keys = [cursor] + ([tiebreak] if tiebreak else [])
+        fields = None if select is None else list(dict.fromkeys([*select, *keys]))
+        style = self.options.datetime_literal
+        last, last_tb = odata.cursor_value(after), after_tiebreak
+        orderby = ",".join(f"{odata.field(k)} asc" for k in keys)
         while True:
-            flt = odata.all_of(extra_filter, odata.compare(cursor, "gt", last) if last is not None else None)
-            rows = await self.query(service, entity_set, filter=flt or None, select=fields,
-                                    orderby=f"{odata.field(cursor)} asc", top=page_size)  # fmt: skip
-            if rows:
-                yield rows
-                last = rows[-1][cursor]
-            if len(rows) < page_size:
+            if last is None:
+                keyset = None
+            elif tiebreak and last_tb is not None:
+                keyset = (f"{odata.compare(cursor, 'gt', last, style)} or ({odata.compare(cursor, 'eq', last, style)}"
+                          f" and {odata.compare(tiebreak, 'gt', last_tb)})")  # fmt: skip
+            else:
+                keyset = odata.compare(cursor, "gt", last, style)
+            flt = odata.all_of(extra_filter, f"({keyset})" if keyset and " or " in keyset else keyset)
+            rows = await self.query(
+                service, entity_set, filter=flt or None, select=fields, orderby=orderby, top=page_size
+            )
+            if not rows:
                 return
+            yield rows
+            last = odata.cursor_value(rows[-1][cursor])
+            last_tb = rows[-1][tiebreak] if tiebreak else None
 
     # --- methods --------------------------------------------------------------------------------
 
     async def ping(self) -> dict[str, Any]:
         """One cheap authenticated call (``connections test``): company, round trip, token expiry."""
         started = time.monotonic()
-        vendors = await self.count(self.VENDOR_SVC, "Vendors")
+        vendors = await self.count("Erp.BO.VendorSvc", "Vendors")
         return {
             "company": self.settings.company,
             "round_trip_ms": round((time.monotonic() - started) * 1000, 1),
@@ -318,61 +357,155 @@ class KineticClient:
         result = await self.request("POST", f"{self.odata_base}/{service}/{method}", json=body, write=write)
         return dict(result)
 
-    # --- vendors --------------------------------------------------------------------------------
+    # --- create-or-update recipes --------------------------------------------------------------
 
-    VENDOR_SVC = "Erp.BO.VendorSvc"
-
-    async def find_vendors(self, vendor_ids: list[str]) -> dict[str, dict[str, Any]]:
-        """Existing vendors by VendorID, looked up in batches."""
-        found: dict[str, dict[str, Any]] = {}
-        unique = list(dict.fromkeys(vendor_ids))
-        step = self.options.lookup_batch
+    async def find(self, entity: str, keys: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
+        """Existing rows by natural key, looked up in batches (one query per batch)."""
+        recipe = RECIPES[entity]
+        found: dict[tuple[Any, ...], dict[str, Any]] = {}
+        unique = list({tuple(k[f] for f in recipe.natural_key): k for k in keys}.values())
+        step = self.options.lookup_batch if len(recipe.natural_key) == 1 else max(1, self.options.lookup_batch // 5)
         for i in range(0, len(unique), step):
-            chunk: list[odata.Value] = list(unique[i : i + step])
-            rows = await self.query(
-                self.VENDOR_SVC, "Vendors", filter=odata.any_of("VendorID", chunk), top=len(chunk) + 1
-            )
-            for row in rows:
-                found[row["VendorID"]] = row
+            chunk = unique[i : i + step]
+            if len(recipe.natural_key) == 1:
+                flt = odata.any_of(recipe.natural_key[0], [k[recipe.natural_key[0]] for k in chunk])
+            else:
+                flt = " or ".join(
+                    "(" + " and ".join(odata.compare(f, "eq", k[f]) for f in recipe.natural_key) + ")" for k in chunk
+                )
+            for row in await self.query(recipe.service, recipe.entity_set, filter=flt, top=len(chunk) * 5 + 1):
+                found[tuple(row[f] for f in recipe.natural_key)] = row
         return found
 
-    async def upsert_vendor(
-        self, fields: dict[str, Any], existing: dict[str, Any] | None = None, *, settle_tries: int = 3
-    ) -> tuple[int, bool]:
-        """Create or update one vendor by VendorID; returns (VendorNum, created).
+    async def upsert(
+        self, entity: str, fields: dict[str, Any], existing: dict[str, Any] | None = None, *, settle_tries: int = 3
+    ) -> tuple[dict[str, Any], bool]:
+        """Create or update one record by its natural key; returns (saved row, created).
 
-        New: ``GetNewVendor`` then set fields then ``Update``. Existing: ``GetByID``, set fields,
-        ``RowMod`` U, ``Update``. An unknown outcome is settled by looking the vendor up.
+        New: ``GetNew…`` then set fields then ``Update``/``UpdateMaster``. Existing: ``GetByID``,
+        set fields, ``RowMod`` U, save. A save with no answer is settled by looking the record up
+        (did it land?) before any retry, so a record is never created twice.
         """
-        vendor_id = str(fields["VendorID"])
+        recipe = RECIPES[entity]
+        key = tuple(fields[f] for f in recipe.natural_key)
         if existing is None:
-            existing = (await self.find_vendors([vendor_id])).get(vendor_id)
+            existing = (await self.find(entity, [fields])).get(key)
         if existing is not None:
-            current = await self.call(self.VENDOR_SVC, "GetByID", {"vendorNum": existing["VendorNum"]})
+            current = await self.call(recipe.service, "GetByID", {p: existing[f] for p, f in recipe.by_id})
             ds = current["returnObj"]
-            row = ds["Vendor"][0]
-            row.update({k: v for k, v in fields.items() if k != "VendorNum"})
+            row = ds[recipe.table][0]
+            row.update({k: v for k, v in fields.items() if k not in recipe.by_id_fields})
             row["RowMod"] = "U"
             created = False
         else:
-            new = await self.call(self.VENDOR_SVC, "GetNewVendor", {"ds": {}})
-            ds = new["parameters"]["ds"]
-            row = ds["Vendor"][-1]
+            params: dict[str, Any] = {"ds": {}}
+            params.update({p: fields[f] for p, f in recipe.get_new_params if f in fields})
+            ds = (await self.call(recipe.service, recipe.get_new, params))["parameters"]["ds"]
+            row = ds[recipe.table][-1]
             row.update(fields)
             created = True
         try:
-            saved = await self.call(self.VENDOR_SVC, "Update", {"ds": ds}, write=True)
+            saved = await self.call(recipe.service, recipe.save, {"ds": ds, **recipe.save_params(fields)}, write=True)
         except UnknownOutcomeError:
-            # Settle before any retry: did the write land?
-            settled = (await self.find_vendors([vendor_id])).get(vendor_id)
+            settled = (await self.find(entity, [fields])).get(key)
             if settled is not None and (existing is None or settled["SysRevID"] != existing["SysRevID"]):
-                return int(settled["VendorNum"]), created
+                return settled, created  # the write landed
             if settle_tries <= 1:
                 raise
-            return await self.upsert_vendor(fields, settled, settle_tries=settle_tries - 1)
-        rows = saved["parameters"]["ds"]["Vendor"]
-        match = next((r for r in rows if r.get("VendorID") == vendor_id), rows[-1])
-        return int(match["VendorNum"]), created
+            return await self.upsert(entity, fields, settled, settle_tries=settle_tries - 1)
+        rows = saved["parameters"]["ds"][recipe.table]
+        match = next((r for r in rows if all(r.get(f) == fields[f] for f in recipe.natural_key)), rows[-1])
+        return match, created
+
+    async def find_vendors(self, vendor_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Existing vendors by VendorID, looked up in batches."""
+        found = await self.find("vendors", [{"VendorID": v} for v in vendor_ids])
+        return {k[0]: row for k, row in found.items()}
+
+    async def upsert_vendor(self, fields: dict[str, Any], existing: dict[str, Any] | None = None) -> tuple[int, bool]:
+        """Create or update one vendor by VendorID; returns (VendorNum, created)."""
+        row, created = await self.upsert("vendors", fields, existing)
+        return int(row["VendorNum"]), created
+
+    async def apply_cash(self, receipt: dict[str, Any], invoice_num: int, amount: Any) -> dict[str, Any]:
+        """Apply part of a saved cash receipt to an AR invoice (``GetNewCashDtl`` + ``UpdateMaster``).
+
+        Idempotent by (GroupID, HeadNum, InvoiceNum): an unknown outcome is settled by reading the
+        receipt back before any retry.
+        """
+        key = {"groupID": receipt["GroupID"], "headNum": receipt["HeadNum"]}
+
+        async def applied() -> bool:
+            ds = (await self.call("Erp.BO.CashRecSvc", "GetByID", key))["returnObj"]
+            return any(d["InvoiceNum"] == invoice_num for d in ds.get("CashDtl", []))
+
+        if await applied():
+            return receipt
+        ds = (await self.call("Erp.BO.CashRecSvc", "GetNewCashDtl", {"ds": {}, **key, "invoiceNum": invoice_num}))[
+            "parameters"
+        ]["ds"]
+        ds["CashDtl"][-1].update(TranAmt=amount, DocTranAmt=amount)
+        try:
+            params = {"ds": ds, "ipGroupID": receipt["GroupID"], "ipTableName": "CashDtl"}
+            await self.call("Erp.BO.CashRecSvc", "UpdateMaster", params, write=True)
+        except UnknownOutcomeError:
+            if not await applied():
+                raise
+        return receipt
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one entity is looked up, created and saved (reference/epicor-kinetic-api.md section 3)."""
+
+    service: str
+    entity_set: str
+    table: str
+    natural_key: tuple[str, ...]
+    get_new: str
+    get_new_params: tuple[tuple[str, str], ...]  # (method parameter, field)
+    by_id: tuple[tuple[str, str], ...]  # (GetByID parameter, field of the found row)
+    save: str = "Update"
+    save_extra: tuple[tuple[str, str], ...] = ()  # (save parameter, field)
+
+    @property
+    def by_id_fields(self) -> set[str]:
+        return {f for _, f in self.by_id}
+
+    def save_params(self, fields: dict[str, Any]) -> dict[str, Any]:
+        return {p: fields[f] for p, f in self.save_extra if f in fields}
+
+
+RECIPES: dict[str, Recipe] = {
+    "vendors": Recipe("Erp.BO.VendorSvc", "Vendors", "Vendor", ("VendorID",), "GetNewVendor", (),
+                      (("vendorNum", "VendorNum"),)),
+    "ap-invoices": Recipe("Erp.BO.APInvoiceSvc", "APInvoices", "APInvHed", ("VendorNum", "InvoiceNum"),
+                          "GetNewAPInvHedInvoice", (("cGroupID", "GroupID"),),
+                          (("vendorNum", "VendorNum"), ("invoiceNum", "InvoiceNum"))),
+    "cash-receipts": Recipe("Erp.BO.CashRecSvc", "CashRecs", "CashHead", ("GroupID", "CustNum", "CheckRef"),
+                            "GetNewCashHeadType", (("groupID", "GroupID"), ("tranType", "TranType")),
+                            (("groupID", "GroupID"), ("headNum", "HeadNum")), save="UpdateMaster",
+                            save_extra=(("ipGroupID", "GroupID"),)),
+}  # fmt: skip
+
+
+def _json_default(value: Any) -> Any:
+    """Decimals as JSON numbers when a float holds them exactly, else as strings (never rounded)."""
+    from datetime import date, datetime
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        as_float = float(value)
+        return as_float if Decimal(repr(as_float)) == value else str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _dumps(body: Any) -> bytes:
+    import json
+
+    return json.dumps(body, default=_json_default).encode()
 
 
 def _basic(user: str, password: str) -> str:

@@ -17,6 +17,7 @@ from urllib.parse import quote
 from ..errors import FatalError
 
 _FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(Z|[+-]\d{2}:\d{2})?$")
 _OPS = {"eq", "ne", "gt", "ge", "lt", "le"}
 
 Value = str | int | Decimal | bool | date | datetime | None
@@ -29,8 +30,8 @@ def field(name: str) -> str:
     return name
 
 
-def literal(value: Any) -> str:
-    """The OData literal for a Python value."""
+def literal(value: Any, datetime_style: str = "iso") -> str:
+    """The OData literal for a Python value; datetimes in the instance's accepted form."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -44,7 +45,12 @@ def literal(value: Any) -> str:
     if isinstance(value, float):
         raise FatalError("floats are refused in filters (use Decimal)")
     if isinstance(value, datetime):
-        return value.replace(tzinfo=None).isoformat(timespec="seconds") if value.tzinfo is None else value.isoformat()
+        text = value.isoformat(timespec="seconds")
+        if datetime_style == "v1":
+            return f"datetime'{text}'"
+        if datetime_style == "iso-z" and not text.endswith("Z") and "+" not in text[10:]:
+            return text + "Z"
+        return text
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, str):
@@ -52,10 +58,10 @@ def literal(value: Any) -> str:
     raise FatalError(f"unsupported OData literal type {type(value).__name__}")
 
 
-def compare(name: str, op: str, value: Value) -> str:
+def compare(name: str, op: str, value: Value, datetime_style: str = "iso") -> str:
     if op not in _OPS:
         raise FatalError(f"unknown OData operator {op!r}")
-    return f"{field(name)} {op} {literal(value)}"
+    return f"{field(name)} {op} {literal(value, datetime_style)}"
 
 
 def any_of(name: str, values: list[Value]) -> str:
@@ -71,3 +77,10 @@ def all_of(*clauses: str | None) -> str:
 def encode_query(params: Mapping[str, str | int]) -> str:
     """``$filter=…&$top=…`` with every character outside unreserved percent-encoded."""
     return "&".join(f"{quote(k, safe='$')}={quote(str(v), safe='')}" for k, v in params.items())
+
+
+def cursor_value(value: Any) -> Any:
+    """A cursor value read back from JSON: ISO datetimes become ``datetime`` (unquoted literals)."""
+    if isinstance(value, str) and ISO_DATETIME.match(value):
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return value

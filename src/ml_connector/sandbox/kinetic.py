@@ -42,6 +42,7 @@ from odata_query.exceptions import ODataException
 from odata_query.sqlalchemy.shorthand import apply_odata_core
 from sqlalchemy import (
     Boolean,
+    DateTime,
     Integer,
     Numeric,
     String,
@@ -82,6 +83,9 @@ class SandboxOptions:
     bad_api_key_status: int = 401  # some instances answer 403
     duplicate_status: int = 400  # some say 409
     decimals_as_strings: bool = False
+    accept_v1_datetime: bool = False  # also take v1-style datetime'2026-01-31T00:00:00' in $filter
+    max_page: int | None = None  # cap every page at this many rows (an admin-set server limit)
+    next_link: bool = False  # with a cap, say where the rest is in @odata.nextLink
 
 
 @dataclass
@@ -148,14 +152,19 @@ class KineticSandbox:
         values["SysRevID"] = self.next_sysrev()
         values["Company"] = self.options.company
         if SPECS[table].change_date:
-            values["ChangeDate"] = f"{self.today().isoformat()}T00:00:00"
+            values["ChangeDate"] = datetime.combine(self.today(), datetime.min.time())
             values["ChangedBy"] = user
 
     def insert_rows(self, table: str, rows: list[dict[str, Any]]) -> None:
         """Insert fully specified rows (seed data, generators)."""
         with self.engine.begin() as conn:
             for row in rows:
-                values = {**_defaults(TABLES[table]), **row, "SysRowID": str(uuid.uuid4())}
+                t = TABLES[table]
+                values = {
+                    **_defaults(t),
+                    **{k: _coerce(t, k, v) for k, v in row.items()},
+                    "SysRowID": str(uuid.uuid4()),
+                }
                 spec = SPECS[table]
                 if spec.sequence and not values.get(spec.sequence):
                     values[spec.sequence] = self._next_in_sequence(conn, table, values)
@@ -315,6 +324,11 @@ class KineticSandbox:
         q = request.query_params
         stmt: Any = select(table)
         flt = q.get("$filter")
+        if flt and "datetime'" in flt:
+            if not self.options.accept_v1_datetime:
+                raise EpicorError(400, "v1 datetime'…' literals are not accepted; use 2026-01-31T00:00:00",
+                                  "Microsoft.OData.ODataException", reason="Bad Request")  # fmt: skip
+            flt = re.sub(r"datetime'([^']*)'", r"\1", flt)
         if flt:
             try:
                 stmt = apply_odata_core(stmt, flt)
@@ -328,6 +342,8 @@ class KineticSandbox:
             col = _column(table, name)
             stmt = stmt.order_by(col.desc() if direction.strip().lower() == "desc" else col.asc())
         top = _int_param(q, "$top", self.options.default_row_cap)
+        if self.options.max_page is not None:
+            top = min(top, self.options.max_page)
         skip = _int_param(q, "$skip", 0)
         return stmt.limit(top).offset(skip)
 
@@ -366,8 +382,20 @@ class KineticSandbox:
                 f"{self.options.company}/{request.path_params['service']}/$metadata#{request.path_params['name']}",
                 "value": rows,
             }
+            total = conn.scalar(self._query(table, request, count_only=True))
             if request.query_params.get("$count") == "true":
-                body["@odata.count"] = conn.scalar(self._query(table, request, count_only=True))
+                body["@odata.count"] = total
+            requested = _int_param(request.query_params, "$top", self.options.default_row_cap)
+            skip = _int_param(request.query_params, "$skip", 0)
+            if (
+                self.options.next_link
+                and len(rows) < requested
+                and skip + len(rows) < min(total or 0, skip + requested)
+            ):
+                params = dict(request.query_params)
+                params["$skip"] = str(skip + len(rows))
+                params["$top"] = str(requested - len(rows))
+                body["@odata.nextLink"] = str(request.url.replace_query_params(**params))
         return _json(body)
 
     def _row(self, conn: Connection, table: Table, mapping: Any, fields: list[str] | None = None) -> dict[str, Any]:
@@ -377,7 +405,9 @@ class KineticSandbox:
             if k in DISPLAY_FIELDS:
                 continue
             value = mapping[k]
-            if isinstance(value, Decimal) or (isinstance(table.c[k].type, Numeric) and value is not None):
+            if isinstance(value, datetime):
+                value = value.isoformat(timespec="seconds")  # Kinetic: 2026-01-31T00:00:00, no offset
+            elif isinstance(value, Decimal) or (isinstance(table.c[k].type, Numeric) and value is not None):
                 dec = Decimal(value)
                 value = str(dec) if self.options.decimals_as_strings else float(dec)
             row[k] = value
@@ -852,10 +882,14 @@ def _coerce(table: Table, name: str, value: Any) -> Any:
             return int(value)
         if isinstance(kind, Numeric):
             return Decimal(str(value))
+        if isinstance(kind, DateTime):
+            if isinstance(value, datetime):
+                return value.replace(tzinfo=None)
+            if isinstance(value, date):
+                return datetime.combine(value, datetime.min.time())
+            return datetime.fromisoformat(str(value).removesuffix("Z")).replace(tzinfo=None) if value else None
     except (ValueError, ArithmeticError):
         raise _fail(table.name, name, f"{name} {value!r} is not a valid number.") from None
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
     return value
 
 

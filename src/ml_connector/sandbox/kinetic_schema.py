@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Integer, MetaData, Numeric, String, Table
+from sqlalchemy import Boolean, Column, DateTime, Integer, MetaData, Numeric, String, Table
 
 metadata = MetaData()
 
@@ -24,7 +24,7 @@ def _common() -> list[Column[Any]]:
 
 
 def _changed() -> list[Column[Any]]:
-    return [Column("ChangeDate", String(19)), Column("ChangedBy", String(50), default="")]
+    return [Column("ChangeDate", DateTime), Column("ChangedBy", String(50), default="")]
 
 
 TABLES: dict[str, Table] = {}
@@ -64,7 +64,7 @@ _table(
     Column("CreatedBy", String(50), default=""),
     Column("FiscalYear", Integer, default=0),
     Column("FiscalPeriod", Integer, default=0),
-    Column("ApplyDate", String(19)),
+    Column("ApplyDate", DateTime),
     Column("ActiveUserID", String(50), default=""),
     *_common(),
 )
@@ -74,9 +74,9 @@ _table(
     Column("InvoiceNum", String(50), primary_key=True),
     Column("GroupID", String(8), default=""),
     Column("DebitMemo", Boolean, default=False),
-    Column("InvoiceDate", String(19)),
-    Column("DueDate", String(19)),
-    Column("ApplyDate", String(19)),
+    Column("InvoiceDate", DateTime),
+    Column("DueDate", DateTime),
+    Column("ApplyDate", DateTime),
     Column("TermsCode", String(4), default=""),
     Column("Description", String(255), default=""),
     Column("CurrencyCode", String(4), default="USD"),
@@ -110,7 +110,7 @@ _table(
     "APChkGrp",
     Column("GroupID", String(8), primary_key=True),
     Column("BankAcctID", String(10), default=""),
-    Column("CheckDate", String(19)),
+    Column("CheckDate", DateTime),
     Column("PMUID", Integer, default=0),
     Column("CurrencyCode", String(4), default="USD"),
     *_common(),
@@ -120,7 +120,7 @@ _table(
     Column("HeadNum", Integer, primary_key=True),
     Column("GroupID", String(8), default=""),
     Column("CheckNum", Integer, default=0),
-    Column("CheckDate", String(19)),
+    Column("CheckDate", DateTime),
     Column("VendorNum", Integer, default=0),
     Column("Name", String(50), default=""),
     Column("BankAcctID", String(10), default=""),
@@ -140,7 +140,7 @@ _table(
     Column("InvoiceNum", String(50), default=""),
     Column("VendorNum", Integer, default=0),
     Column("TranType", String(4), default="Pay"),
-    Column("TranDate", String(19)),
+    Column("TranDate", DateTime),
     _money("TranAmt"),
     _money("DocTranAmt"),
     _money("DiscAmt"),
@@ -152,7 +152,7 @@ _table(
 _table(
     "CashGrp",
     Column("GroupID", String(8), primary_key=True),
-    Column("TranDate", String(19)),
+    Column("TranDate", DateTime),
     Column("BankAcctID", String(10), default=""),
     *_common(),
 )
@@ -164,7 +164,7 @@ _table(
     Column("CustNum", Integer, default=0),
     Column("CustID", String(10), default=""),
     Column("CheckRef", String(30), default=""),
-    Column("TranDate", String(19)),
+    Column("TranDate", DateTime),
     _money("TranAmt"),
     _money("DocTranAmt"),
     _money("UnAppliedAmt"),

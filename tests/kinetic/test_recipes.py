@@ -117,3 +117,42 @@ def test_cash_receipt_upsert_and_idempotent_application(sandbox: Running) -> Non
     assert created and not created_again and receipt["HeadNum"] == again["HeadNum"]
     assert len(heads) == 1 and len(full["CashDtl"]) == 1
     assert ar["InvoiceBal"] == pytest.approx(ar["InvoiceAmt"] - 150)
+
+
+def test_ap_payment_recipe_survives_lost_responses_and_replays(sandbox: Running) -> None:
+    sandbox.sandbox.faults.lose_response_rate = 0.5
+
+    async def body(k: KineticClient) -> Any:
+        results = []
+        for n in range(8):
+            results.append(await k.create_payment(group_id="CHK01", vendor_id="V0003", check_num=20000 + n,
+                                                  check_date="2026-11-20T00:00:00", amount=Decimal("10.00"),
+                                                  lines=[("INV-003-1", Decimal("5.00")), ("INV-003-2", Decimal("5.00"))]))  # fmt: skip
+        replay = await k.create_payment(group_id="CHK01", vendor_id="V0003", check_num=20000, check_date="2026-11-20T00:00:00",
+                                        amount=Decimal("10.00"), lines=[("INV-003-1", Decimal("5.00")), ("INV-003-2", Decimal("5.00"))])  # fmt: skip
+        heads = await k.query("Erp.BO.PaymentEntrySvc", "PaymentEntries", filter="VendorNum eq 3", top=100)
+        trans = await k.query("Erp.BO.PaymentEntrySvc", "APTrans", filter="VendorNum eq 3", top=100)
+        invoices = await k.query(AP, "APInvoices", filter="VendorNum eq 3", top=10)
+        return results, replay, heads, trans, invoices
+
+    results, replay, heads, trans, invoices = go(sandbox, body)
+    assert all(created for _, created in results) and replay == (results[0][0], False)
+    assert sorted(h["CheckNum"] for h in heads) == [20000 + n for n in range(8)]  # no orphan or duplicate header
+    assert len(trans) == 16  # two lines per payment, none doubled
+    for inv in invoices:
+        assert inv["InvoiceBal"] == pytest.approx(inv["InvoiceAmt"] - 40)
+    assert sandbox.sandbox.lost_responses >= 3
+
+
+def test_run_time_options_and_generators(sandbox: Running) -> None:
+    import httpx
+
+    sandbox.sandbox.generate_payments(5)
+    with httpx.Client(base_url=sandbox.url) as http:
+        assert http.post("/_sandbox/options", json={"token_lifetime_s": 5}).json()["token_lifetime_s"] == 5
+        assert http.post("/_sandbox/options", json={"api_key": "x"}).status_code == 400
+        assert "api_key" not in http.get("/_sandbox/options").json()
+    rows = go(
+        sandbox, lambda k: k.query("Erp.BO.PaymentEntrySvc", "APTrans", filter="startswith(InvoiceNum,'GEN')", top=50)
+    )
+    assert len(rows) == 5

@@ -453,6 +453,87 @@ class KineticClient:
                 raise
         return receipt
 
+    async def find_payment(self, vendor_num: int, check_num: int) -> dict[str, Any] | None:
+        flt = odata.all_of(odata.compare("VendorNum", "eq", vendor_num), odata.compare("CheckNum", "eq", check_num))
+        rows = await self.query(PAYMENT_SVC, "PaymentEntries", filter=flt, top=2)
+        return rows[0] if rows else None
+
+    async def create_payment(
+        self, *, group_id: str, vendor_id: str, check_num: int, check_date: Any, amount: Any,
+        lines: list[tuple[str, Any]], tries: int = 3,
+    ) -> tuple[int, bool]:  # fmt: skip
+        """An AP payment (CheckHed + one APTran per invoice); returns (HeadNum, created).
+
+        Natural key: CheckNum + VendorNum. ``CreateNewCheckHed`` saves an empty header at once,
+        so a header whose answer was lost is found again (VendorNum 0, CheckNum 0 in this group)
+        and reused rather than leaving an orphan. Each save with no answer is settled by reading
+        the payment back before any retry; a replay of a finished payment creates nothing.
+        """
+        vendor = (await self.find_vendors([vendor_id])).get(vendor_id)
+        if vendor is None:
+            raise RecordError(f"payment {check_num}: vendor {vendor_id!r} does not exist in Kinetic")
+        existing = await self.find_payment(int(vendor["VendorNum"]), check_num)
+        created = existing is None
+        if existing is None:
+            orphans = await self.query(PAYMENT_SVC, "PaymentEntries", filter=odata.all_of(
+                odata.compare("GroupID", "eq", group_id), odata.compare("VendorNum", "eq", 0),
+                odata.compare("CheckNum", "eq", 0)), top=1)  # fmt: skip
+            if orphans:
+                ds = (await self.call(PAYMENT_SVC, "GetByID", {"headNum": orphans[0]["HeadNum"]}))["returnObj"]
+            else:
+                try:
+                    ds = (
+                        await self.call(PAYMENT_SVC, "CreateNewCheckHed", {"pcGroupID": group_id, "ds": {}}, write=True)
+                    )["parameters"]["ds"]
+                except UnknownOutcomeError:
+                    if tries <= 1:
+                        raise
+                    return await self.create_payment(group_id=group_id, vendor_id=vendor_id, check_num=check_num,
+                                                     check_date=check_date, amount=amount, lines=lines,
+                                                     tries=tries - 1)  # fmt: skip
+            ds["CheckHed"][0]["RowMod"] = "U"
+            ds = (await self.call(PAYMENT_SVC, "OnChangeVendor", {"pcVendorID": vendor_id, "ds": ds}))["parameters"][
+                "ds"
+            ]
+            ds["CheckHed"][0].update(CheckNum=check_num, CheckDate=check_date, CheckAmt=amount, DocCheckAmt=amount)
+            ds.pop("APTran", None)
+            try:
+                await self.call(PAYMENT_SVC, "Update", {"ds": ds}, write=True)
+            except UnknownOutcomeError:
+                if await self.find_payment(int(vendor["VendorNum"]), check_num) is None:
+                    raise
+            existing = await self.find_payment(int(vendor["VendorNum"]), check_num)
+            assert existing is not None
+        head_num = int(existing["HeadNum"])
+        for invoice_num, paid in lines:
+            await self._pay_line(head_num, invoice_num, paid)
+        return head_num, created
+
+    async def _pay_line(self, head_num: int, invoice_num: str, paid: Any) -> None:
+        async def present() -> bool:
+            ds = (await self.call(PAYMENT_SVC, "GetByID", {"headNum": head_num}))["returnObj"]
+            return any(t["InvoiceNum"] == invoice_num for t in ds.get("APTran", []))
+
+        if await present():
+            return
+        tran = (await self.call(PAYMENT_SVC, "GetNewAPTran", {"ds": {}, "headNum": head_num, "invoiceNum": ""}))[
+            "parameters"
+        ]["ds"]
+        tran = (await self.call(PAYMENT_SVC, "OnChangeInvoiceNum", {"pcInvoiceNum": invoice_num, "ds": tran}))[
+            "parameters"
+        ]["ds"]
+        tran = (await self.call(PAYMENT_SVC, "OnChangeDocTranAmt", {"pdDocTranAmt": paid, "ds": tran}))["parameters"][
+            "ds"
+        ]
+        try:
+            await self.call(PAYMENT_SVC, "Update", {"ds": tran}, write=True)
+        except UnknownOutcomeError:
+            if not await present():
+                raise
+
+
+PAYMENT_SVC = "Erp.BO.PaymentEntrySvc"
+
 
 @dataclass(frozen=True)
 class Recipe:

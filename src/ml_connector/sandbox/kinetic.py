@@ -86,6 +86,7 @@ class SandboxOptions:
     accept_v1_datetime: bool = False  # also take v1-style datetime'2026-01-31T00:00:00' in $filter
     max_page: int | None = None  # cap every page at this many rows (an admin-set server limit)
     next_link: bool = False  # with a cap, say where the rest is in @odata.nextLink
+    database: str = "sqlite://"  # in memory; "sqlite:///path/sandbox.db" keeps state across restarts
 
 
 @dataclass
@@ -224,6 +225,23 @@ class KineticSandbox:
               "InvoiceBal": Decimal("100.00"), "Posted": True, "OpenPayable": True} for i in range(count)],
         )  # fmt: skip
 
+    def generate_payments(self, count: int, vendor_num: int = 1) -> None:
+        """``count`` payments (CheckHed with one APTran each) against generated invoices."""
+        self.generate_invoices(count, vendor_num)
+        with self.engine.connect() as conn:
+            inv = TABLES["APInvHed"]
+            invoices = [r.InvoiceNum for r in conn.execute(select(inv.c.InvoiceNum).where(inv.c.InvoiceNum.like("GEN%"))
+                                                            .order_by(inv.c.InvoiceNum.desc()).limit(count))]  # fmt: skip
+            start = int(conn.scalar(select(func.coalesce(func.max(TABLES["CheckHed"].c.HeadNum), 0))) or 0)
+        self.insert_rows("CheckHed", [{"HeadNum": start + i + 1, "GroupID": "CHK01", "CheckNum": 50000 + start + i,
+                                       "VendorNum": vendor_num, "CheckDate": "2026-11-20T00:00:00",
+                                       "CheckAmt": Decimal("100.00"), "DocCheckAmt": Decimal("100.00")}
+                                      for i in range(len(invoices))])  # fmt: skip
+        self.insert_rows("APTran", [{"HeadNum": start + i + 1, "APTranNo": 1, "InvoiceNum": invoice, "VendorNum": vendor_num,
+                                     "TranDate": "2026-11-20T00:00:00", "TranAmt": Decimal("100.00"),
+                                     "DocTranAmt": Decimal("100.00"), "CheckNum": 50000 + start + i}
+                                    for i, invoice in enumerate(invoices)])  # fmt: skip
+
     # --- HTTP plumbing --------------------------------------------------------------------------
 
     def _build_app(self) -> Starlette:
@@ -234,6 +252,7 @@ class KineticSandbox:
             Route(base + "/{name}", self._guard(self.dispatch), methods=["GET", "POST"]),
             Route("/_sandbox/faults", self.faults_endpoint, methods=["GET", "POST"]),
             Route("/_sandbox/stats", self.stats_endpoint, methods=["GET"]),
+            Route("/_sandbox/options", self.options_endpoint, methods=["GET", "POST"]),
         ]
         return Starlette(routes=routes)
 
@@ -836,6 +855,17 @@ class KineticSandbox:
             if "seed" in changes:
                 self._rng = random.Random(self.faults.seed)
         return JSONResponse(asdict(self.faults))
+
+    async def options_endpoint(self, request: Request) -> Response:
+        """Change behaviour at run time (token lifetime, row cap, 401/403, decimals…)."""
+        if request.method == "POST":
+            changes = json.loads(await request.body() or b"{}")
+            for key, value in changes.items():
+                if not hasattr(self.options, key) or key in ("api_key", "users", "database"):
+                    return JSONResponse({"error": f"option {key} cannot be changed at run time"}, status_code=400)
+                setattr(self.options, key, value)
+        public = {k: v for k, v in asdict(self.options).items() if k not in ("api_key", "users")}
+        return JSONResponse(public)
 
     async def stats_endpoint(self, request: Request) -> Response:
         return JSONResponse({"calls": self.calls, "lost_responses": self.lost_responses})

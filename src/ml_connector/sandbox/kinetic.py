@@ -395,49 +395,63 @@ class KineticSandbox:
             if name not in DISPLAY_FIELDS:
                 _column(table, name)
         with self.engine.connect() as conn:
-            rows = [self._row(conn, table, r._mapping, fields) for r in conn.execute(stmt)]
+            rows = self._rows(conn, table, list(conn.execute(stmt)), fields)
             body: dict[str, Any] = {
                 "@odata.context": f"{request.base_url}{request.path_params['instance']}/api/v2/odata/"
                 f"{self.options.company}/{request.path_params['service']}/$metadata#{request.path_params['name']}",
                 "value": rows,
             }
-            total = conn.scalar(self._query(table, request, count_only=True))
-            if request.query_params.get("$count") == "true":
-                body["@odata.count"] = total
+            want_count = request.query_params.get("$count") == "true"
             requested = _int_param(request.query_params, "$top", self.options.default_row_cap)
+            capped = self.options.next_link and len(rows) < requested
+            # The total costs a second query: only when asked for, or to decide on a nextLink.
+            total = conn.scalar(self._query(table, request, count_only=True)) if want_count or capped else None
+            if want_count:
+                body["@odata.count"] = total
             skip = _int_param(request.query_params, "$skip", 0)
-            if (
-                self.options.next_link
-                and len(rows) < requested
-                and skip + len(rows) < min(total or 0, skip + requested)
-            ):
+            if capped and skip + len(rows) < min(total or 0, skip + requested):
                 params = dict(request.query_params)
                 params["$skip"] = str(skip + len(rows))
                 params["$top"] = str(requested - len(rows))
                 body["@odata.nextLink"] = str(request.url.replace_query_params(**params))
         return _json(body)
 
+    def _rows(
+        self, conn: Connection, table: Table, results: list[Any], fields: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Serialise rows; the display fields (VendorNumVendorID, VendorNumName) in one lookup."""
+        vendors: dict[int, Any] = {}
+        wants_display = (
+            "VendorNum" in table.c and table.name != "Vendor" and (not fields or bool(DISPLAY_FIELDS & set(fields)))
+        )
+        if wants_display and results:
+            nums = {r._mapping["VendorNum"] for r in results}
+            query = select(VENDOR.c.VendorNum, VENDOR.c.VendorID, VENDOR.c.Name).where(VENDOR.c.VendorNum.in_(nums))
+            vendors = {v.VendorNum: v for v in conn.execute(query)}
+        out = []
+        for result in results:
+            mapping = result._mapping
+            row: dict[str, Any] = {}
+            for k in fields or [c.name for c in table.columns]:
+                if k in DISPLAY_FIELDS:
+                    continue
+                value = mapping[k]
+                if isinstance(value, datetime):
+                    value = value.isoformat(timespec="seconds")  # Kinetic: 2026-01-31T00:00:00, no offset
+                elif value is not None and isinstance(table.c[k].type, Numeric):
+                    dec = Decimal(value)
+                    value = str(dec) if self.options.decimals_as_strings else float(dec)
+                row[k] = value
+            if wants_display:
+                vendor = vendors.get(mapping["VendorNum"])
+                row["VendorNumVendorID"] = vendor.VendorID if vendor else ""
+                row["VendorNumName"] = vendor.Name if vendor else ""
+            row["RowMod"] = ""
+            out.append(row)
+        return out
+
     def _row(self, conn: Connection, table: Table, mapping: Any, fields: list[str] | None = None) -> dict[str, Any]:
-        wanted = fields or [c.name for c in table.columns]
-        row: dict[str, Any] = {}
-        for k in wanted:
-            if k in DISPLAY_FIELDS:
-                continue
-            value = mapping[k]
-            if isinstance(value, datetime):
-                value = value.isoformat(timespec="seconds")  # Kinetic: 2026-01-31T00:00:00, no offset
-            elif isinstance(value, Decimal) or (isinstance(table.c[k].type, Numeric) and value is not None):
-                dec = Decimal(value)
-                value = str(dec) if self.options.decimals_as_strings else float(dec)
-            row[k] = value
-        if "VendorNum" in table.c and table.name != "Vendor" and (not fields or DISPLAY_FIELDS & set(fields)):
-            vendor = conn.execute(
-                select(VENDOR.c.VendorID, VENDOR.c.Name).where(VENDOR.c.VendorNum == mapping["VendorNum"])
-            ).first()
-            row["VendorNumVendorID"] = vendor.VendorID if vendor else ""
-            row["VendorNumName"] = vendor.Name if vendor else ""
-        row["RowMod"] = ""
-        return row
+        return self._rows(conn, table, [_Result(mapping)], fields)[0]
 
     # --- methods --------------------------------------------------------------------------------
 
@@ -877,6 +891,13 @@ def _with_retry_after(error: EpicorError, faults: Faults) -> Response:
         str(int(faults.retry_after_s)) if faults.retry_after_s >= 1 else f"{faults.retry_after_s}"
     )
     return response
+
+
+class _Result:
+    """Adapts a mapping to the ``._mapping`` shape of a SQLAlchemy row."""
+
+    def __init__(self, mapping: Any) -> None:
+        self._mapping = mapping
 
 
 def _fail(table: str, field_name: str, message: str, status: int = 400) -> EpicorError:

@@ -89,6 +89,7 @@ class EpicorSettings:
             "password": _secret_state(self.password),
             "timeout_s": self.timeout_s,
             "verify_tls": self.verify_tls,
+            "ca_bundle": self.ca_bundle,
         }
 
 

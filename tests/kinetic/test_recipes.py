@@ -156,3 +156,21 @@ def test_run_time_options_and_generators(sandbox: Running) -> None:
         sandbox, lambda k: k.query("Erp.BO.PaymentEntrySvc", "APTrans", filter="startswith(InvoiceNum,'GEN')", top=50)
     )
     assert len(rows) == 5
+
+
+def test_cut_connections_before_and_after_commit(sandbox: Running) -> None:
+    sandbox.sandbox.faults.drop_rate = 0.2  # cut before anything happens (reads retried, writes settled)
+    sandbox.sandbox.faults.lose_response_rate = 0.4
+    sandbox.sandbox.faults.lose_response_by = "cut"  # the write commits, then the connection is cut
+
+    async def body(k: KineticClient) -> list[bool]:
+        return [
+            (await k.upsert("vendors", {"VendorID": f"CUT{i:03d}", "Name": f"Cut {i}", "TermsCode": "N30"}))[1]
+            for i in range(25)
+        ]
+
+    created = go(sandbox, body)
+    assert created == [True] * 25
+    assert sandbox.sandbox.dropped >= 3 and sandbox.sandbox.lost_responses >= 3  # both faults fired
+    rows = go(sandbox, lambda k: k.query("Erp.BO.VendorSvc", "Vendors", filter="startswith(VendorID,'CUT')", top=100))
+    assert sorted(r["VendorID"] for r in rows) == [f"CUT{i:03d}" for i in range(25)]  # each exactly once

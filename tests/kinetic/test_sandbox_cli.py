@@ -88,6 +88,13 @@ def test_connections_test_names_kinetic_failures(
     assert run(dns, env).returncode == 0
     done = run(["connections", "test", "bad-dns"], env)
     assert done.returncode == 3 and "DNS: cannot resolve the host name" in done.stderr
+    tls = [*epicor[:2], "bad-tls", *epicor[3:]]
+    tls[tls.index("--url") + 1] = epicor[epicor.index("--url") + 1].replace(
+        "http://", "https://"
+    )  # TLS to a plain port
+    assert run(tls, env).returncode == 0
+    done = run(["connections", "test", "bad-tls"], env)
+    assert done.returncode == 3 and "TLS:" in done.stderr
     company = [*epicor[:2], "bad-company", *epicor[3:]]
     company[company.index("--company") + 1] = "NOPE"
     assert run(company, env).returncode == 0

@@ -136,6 +136,7 @@ def add_epicor(
     password_file: SecretFile = None,
     password_stdin: SecretStdin = False,
     timeout: Annotated[float, typer.Option(help="HTTP timeout, seconds")] = 30.0,
+    ca_bundle: Annotated[Path | None, typer.Option(help="CA bundle (PEM) for an instance with a private CA")] = None,
     api_key: Refused = None,
     password: Refused = None,
 ) -> None:
@@ -160,7 +161,10 @@ def add_epicor(
         api_key=key,
         password=pw,
         timeout_s=timeout,
+        ca_bundle=str(ca_bundle.resolve()) if ca_bundle else None,
     )
+    if ca_bundle and not ca_bundle.is_file():
+        raise UsageError(f"--ca-bundle {ca_bundle}: not a file")
     home = _state(ctx).home
     keyring = home.keyring()
     store = _open_store(ctx)

@@ -97,7 +97,9 @@ class Faults:
     rate_429: float = 0.0
     rate_503: float = 0.0
     retry_after_s: float = 1.0
-    lose_response_rate: float = 0.0  # writes commit, then the client gets a 500
+    lose_response_rate: float = 0.0  # writes commit, then the client gets a 500 (or a cut, below)
+    lose_response_by: str = "500"  # "500", or "cut": the connection is cut mid-response
+    drop_rate: float = 0.0  # a rate of calls whose connection is cut before anything is done
     seed: int | None = None
 
 
@@ -139,6 +141,7 @@ class KineticSandbox:
         self.tokens: dict[str, tuple[str, float]] = {}
         self.calls: dict[str, int] = {}
         self.lost_responses = 0
+        self.dropped = 0
         self.today: Callable[[], date] = date.today
         self.app = self._build_app()
 
@@ -244,7 +247,7 @@ class KineticSandbox:
 
     # --- HTTP plumbing --------------------------------------------------------------------------
 
-    def _build_app(self) -> Starlette:
+    def _build_app(self) -> Any:
         base = "/{instance}/api/v2/odata/{company}/{service}"
         routes = [
             Route("/{instance}/TokenResource.svc/", self._guard(self.token, auth=False), methods=["POST"]),
@@ -254,7 +257,7 @@ class KineticSandbox:
             Route("/_sandbox/stats", self.stats_endpoint, methods=["GET"]),
             Route("/_sandbox/options", self.options_endpoint, methods=["GET", "POST"]),
         ]
-        return Starlette(routes=routes)
+        return _CuttingMiddleware(Starlette(routes=routes), self)
 
     def _guard(
         self, handler: Callable[[Request], Awaitable[Response]], *, auth: bool = True
@@ -386,7 +389,10 @@ class KineticSandbox:
                 params = json.loads(await request.body() or b"{}")
             except json.JSONDecodeError:
                 raise EpicorError(400, "Request body is not JSON", API_EXCEPTION) from None
-        return _json(self._method(spec, name, params))
+        result = self._method(spec, name, params)
+        if result.pop(CUT, False):
+            request.scope[CUT] = True
+        return _json(result)
 
     def _entity_set(self, request: Request, table: Table) -> Response:
         stmt = self._query(table, request)
@@ -882,7 +888,7 @@ class KineticSandbox:
         return JSONResponse(public)
 
     async def stats_endpoint(self, request: Request) -> Response:
-        return JSONResponse({"calls": self.calls, "lost_responses": self.lost_responses})
+        return JSONResponse({"calls": self.calls, "lost_responses": self.lost_responses, "dropped": self.dropped})
 
 
 def _with_retry_after(error: EpicorError, faults: Faults) -> Response:
@@ -891,6 +897,41 @@ def _with_retry_after(error: EpicorError, faults: Faults) -> Response:
         str(int(faults.retry_after_s)) if faults.retry_after_s >= 1 else f"{faults.retry_after_s}"
     )
     return response
+
+
+CUT = "_sandbox_cut_connection"
+
+
+class _CuttingMiddleware:
+    """Cuts connections: before anything is done (``drop_rate``), or after a write committed
+    (``lose_response_by: cut``): the response starts, then the connection closes mid-body, so
+    the client sees a broken response rather than an HTTP error."""
+
+    def __init__(self, app: Any, sandbox: KineticSandbox) -> None:
+        self.app = app
+        self.sandbox = sandbox
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/_sandbox/"):
+            await self.app(scope, receive, send)
+            return
+        faults = self.sandbox.faults
+        if faults.drop_rate and self.sandbox._rng.random() < faults.drop_rate:
+            self.sandbox.dropped += 1
+            await _cut(send)
+
+        async def watching_send(message: Any) -> None:
+            if message["type"] == "http.response.start" and scope.get(CUT):
+                await _cut(send)
+            await send(message)
+
+        await self.app(scope, receive, watching_send)
+
+
+async def _cut(send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"4096")]})
+    await send({"type": "http.response.body", "body": b'{"parameters": {', "more_body": True})
+    raise ConnectionAbortedError("sandbox fault: connection cut")
 
 
 class _Result:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from .. import __version__
 from ..config import json_schema, load_flows
@@ -636,17 +636,26 @@ def audit(
         for e in events:
             typer.echo(json.dumps(e.as_json(), sort_keys=True))
         return
-    table = Table("time (UTC)", "flow", "run", "kind", "subject", "outcome", "ms", "details")
+    # Columns that say nothing for these events (no flow, no run) are left out on narrow screens.
+    show_flow = any(e.flow for e in events)
+    show_run = any(e.run_id for e in events)
+    columns = [Column("time (UTC)", no_wrap=True, min_width=19)]
+    columns += [Column("flow", min_width=8)] if show_flow else []
+    columns += [Column("run", no_wrap=True, min_width=8)] if show_run else []
+    wide = out.width >= 140  # details only where they fit; `--json` always has them
+    columns += [Column("kind", no_wrap=True), Column("subject", overflow="fold"), Column("outcome"),
+                Column("ms", justify="right")]  # fmt: skip
+    columns += [Column("details", overflow="ellipsis", no_wrap=True, max_width=70)] if wide else []
+    table = Table(*columns)
     for e in events:
+        cells = [_ts(e.at)] + ([e.flow or ""] if show_flow else []) + ([(e.run_id or "")[:8]] if show_run else [])
         table.add_row(
-            _ts(e.at),
-            e.flow or "",
-            (e.run_id or "")[:8],
+            *cells,
             e.kind,
             e.subject or "",
             e.outcome,
             f"{e.duration_ms:.0f}" if e.duration_ms is not None else "",
-            json.dumps(e.details, sort_keys=True) if e.details else "",
+            *([json.dumps(e.details, sort_keys=True) if e.details else ""] if wide else []),
         )
     out.print(table if events else "no audit events match")
 

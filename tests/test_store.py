@@ -177,3 +177,52 @@ def test_flow_lock_lease_semantics(store: Store) -> None:
         assert got
         assert not store.locks.acquire("f", "D", ttl)
     assert store.locks.acquire("f", "D", ttl)
+
+
+def test_control_numbers_are_unique_under_concurrency(db_url: str) -> None:
+    import threading
+
+    Store.open(db_url).close()
+    got: list[int] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        s = Store(db_url)
+        try:
+            for _ in range(25):
+                got.extend(s.control_numbers.allocate("ACME", "ISA"))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            s.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sorted(got) == list(range(1, 101))
+
+
+def test_control_numbers_batches_partners_and_wrap(store: Store) -> None:
+    assert store.control_numbers.allocate("ACME", "ST", 3) == [1, 2, 3]
+    assert store.control_numbers.allocate("ACME", "GS") == [1]
+    assert store.control_numbers.allocate("OTHER", "ST") == [1]
+    assert store.control_numbers.allocate("ACME", "ST") == [4]
+    with store.engine.begin() as conn:
+        conn.execute(update(m.ControlNumber).where(m.ControlNumber.partner == "ACME", m.ControlNumber.level == "ST")
+                     .values(last_value=999_999_998))  # fmt: skip
+    assert store.control_numbers.allocate("ACME", "ST", 3) == [999_999_999, 1, 2]
+    assert store.control_numbers.peek("ACME", "ST") == 2
+
+
+def test_watermark_moves_only_with_its_transaction(store: Store) -> None:
+    assert store.watermarks.get("out") is None
+    with store.session() as s, s.begin():
+        store.watermarks.set("out", "SysRevID", "42", run_id="r1", session=s)
+    assert store.watermarks.get("out") == ("SysRevID", "42")
+    with pytest.raises(RuntimeError), store.session() as s, s.begin():
+        store.watermarks.set("out", "SysRevID", "99", run_id="r2", session=s)
+        raise RuntimeError("the delivery failed: the transaction rolls back")
+    assert store.watermarks.get("out") == ("SysRevID", "42")

@@ -14,8 +14,10 @@ __all__ = [
     "AuditLog",
     "AuditRecord",
     "ConnectionStore",
+    "ControlNumbers",
     "FlowLocks",
     "Store",
     "StoredConnection",
+    "Watermarks",
     "utcnow",
 ]

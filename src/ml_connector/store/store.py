@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..connections import ConnectionSettings, deserialize, serialize
-from ..errors import ConfigError, NotFoundError
+from ..errors import ConfigError, NotFoundError, StoreError
 from ..logs import redact_mapping, redact_text
 from ..secrets import Keyring
 from . import models as m
@@ -272,6 +272,77 @@ class FlowLocks:
                 self.release(flow, owner)
 
 
+class ControlNumbers:
+    """Persisted X12 control-number counters per partner and level (``ISA``, ``GS``, ``ST``).
+
+    Allocation is one transaction that reads and bumps the counter under a row lock (PostgreSQL
+    ``FOR UPDATE``; SQLite serialises writers), so two processes never get the same number.
+    ISA13 and GS06 wrap from 999999999 to 1.
+    """
+
+    MAX = 999_999_999
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def allocate(self, partner: str, level: str, count: int = 1, *, session: Session | None = None) -> list[int]:
+        if count < 1:
+            raise ValueError("count must be >= 1")
+        if session is not None:
+            return self._allocate(session, partner, level, count)
+        for _attempt in range(5):
+            try:
+                with self._store.session() as s, s.begin():
+                    return self._allocate(s, partner, level, count)
+            except IntegrityError:  # two first allocations raced to insert the row: retry
+                continue
+        raise StoreError(f"could not allocate {level} control numbers for {partner!r}")
+
+    def _allocate(self, s: Session, partner: str, level: str, count: int) -> list[int]:
+        # The increment happens in SQL: the UPDATE takes the row lock (PostgreSQL) or the write
+        # lock (SQLite) before anything is read, so concurrent allocators serialise here.
+        now = self._store.clock()
+        where = (m.ControlNumber.partner == partner, m.ControlNumber.level == level)
+        bumped = s.execute(
+            update(m.ControlNumber).where(*where).values(last_value=m.ControlNumber.last_value + count, updated_at=now)
+        )
+        if bumped.rowcount == 0:  # type: ignore[attr-defined]
+            s.execute(insert(m.ControlNumber).values(partner=partner, level=level, last_value=count, updated_at=now))
+        last = int(s.execute(select(m.ControlNumber.last_value).where(*where)).scalar_one())
+        numbers = [((n - 1) % self.MAX) + 1 for n in range(last - count + 1, last + 1)]
+        if last > self.MAX:
+            s.execute(update(m.ControlNumber).where(*where).values(last_value=numbers[-1]))
+        return numbers
+
+    def peek(self, partner: str, level: str) -> int:
+        with self._store.session() as s:
+            row = s.get(m.ControlNumber, (partner, level))
+            return row.last_value if row is not None else 0
+
+
+class Watermarks:
+    """How far each outbound flow has delivered; written in the same transaction as the ledger."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def get(self, flow: str) -> tuple[str, str | None] | None:
+        """(cursor field, value) or None before the first delivery."""
+        with self._store.session() as s:
+            row = s.get(m.Watermark, flow)
+            return None if row is None else (row.cursor_field, row.value)
+
+    def set(self, flow: str, cursor_field: str, value: str | None, *, run_id: str | None = None,
+            session: Session) -> None:  # fmt: skip
+        """Advance the watermark inside the caller's transaction (never on its own)."""
+        row = session.get(m.Watermark, flow)
+        now = self._store.clock()
+        if row is None:
+            session.add(m.Watermark(flow=flow, cursor_field=cursor_field, value=value, updated_at=now, run_id=run_id))
+        else:
+            row.cursor_field, row.value, row.updated_at, row.run_id = cursor_field, value, now, run_id
+
+
 class Store:
     """The database: one per home (SQLite) or shared by many workers (PostgreSQL)."""
 
@@ -283,6 +354,8 @@ class Store:
         self.connections = ConnectionStore(self)
         self.audit = AuditLog(self)
         self.locks = FlowLocks(self)
+        self.control_numbers = ControlNumbers(self)
+        self.watermarks = Watermarks(self)
 
     @classmethod
     def open(cls, url: str, clock: Clock = utcnow) -> Store:

@@ -356,3 +356,17 @@ def test_key_types_and_formats(
             return await c.final_matches(target.remote_base, "absent", 0)
 
     assert asyncio.run(body()) is False
+
+
+def test_write_bytes_atomic_never_overwrites(target: Target, tmp_path: Path) -> None:
+    async def body() -> list[str]:
+        async with client(target) as c:
+            await c.ensure_folder(target.remote("acks"))
+            return [await c.write_bytes_atomic(f"ack {n}".encode(), target.remote("acks"), "997_0001.x12", tmp_path / "stage")
+                    for n in range(2)]  # fmt: skip
+
+    first, second = asyncio.run(body())
+    assert first == target.remote("acks", "997_0001.x12") and second == target.remote("acks", "997_0001.1.x12")
+    assert target.local("acks", "997_0001.x12").read_bytes() == b"ack 0"
+    assert target.local("acks", "997_0001.1.x12").read_bytes() == b"ack 1"
+    assert list((tmp_path / "stage").iterdir()) == []  # the local copy is removed

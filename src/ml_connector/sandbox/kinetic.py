@@ -704,70 +704,18 @@ class KineticSandbox:
                     raise _fail(table, "VendorID", f"Vendor ID '{vid}' already exists.", self.options.duplicate_status)
             if adding and not v.get("Name"):
                 raise _fail(table, "Name", "Name is required.")
-        elif table == "APInvHed" and adding:
-            if not v.get("InvoiceNum"):
-                raise _fail(table, "InvoiceNum", "Invoice number is required.")
-            self._require(
-                conn,
-                "APInvGrp",
-                {"GroupID": v.get("GroupID")},
-                table,
-                "GroupID",
-                f"Group '{v.get('GroupID')}' is not valid.",
-            )
-            self._require(
-                conn,
-                "Vendor",
-                {"VendorNum": v.get("VendorNum")},
-                table,
-                "VendorNum",
-                f"Vendor {v.get('VendorNum')} is not valid.",
-            )
-        elif table == "APInvDtl" and adding:
-            self._require(conn, "APInvHed", {"VendorNum": v.get("VendorNum"), "InvoiceNum": v.get("InvoiceNum")}, table,
-                          "InvoiceNum", f"Invoice '{v.get('InvoiceNum')}' is not valid.")  # fmt: skip
-        elif table == "CheckHed" and adding:
-            self._require(
-                conn,
-                "APChkGrp",
-                {"GroupID": v.get("GroupID")},
-                table,
-                "GroupID",
-                f"Payment group '{v.get('GroupID')}' is not valid.",
-            )
+        elif table == "APInvHed" and adding and not v.get("InvoiceNum"):
+            raise _fail(table, "InvoiceNum", "Invoice number is required.")
         elif table == "APTran" and adding:
-            head = self._require(
-                conn,
-                "CheckHed",
-                {"HeadNum": v.get("HeadNum")},
-                table,
-                "HeadNum",
-                f"Payment {v.get('HeadNum')} is not valid.",
-            )
-            vendor = v.get("VendorNum") or head.VendorNum
-            v["VendorNum"] = vendor
-            self._require(conn, "APInvHed", {"VendorNum": vendor, "InvoiceNum": v.get("InvoiceNum")}, table, "InvoiceNum",
-                          f"Invoice '{v.get('InvoiceNum')}' is not valid for vendor {vendor}.")  # fmt: skip
-        elif table == "CashHead" and adding:
-            self._require(
-                conn,
-                "CashGrp",
-                {"GroupID": v.get("GroupID")},
-                table,
-                "GroupID",
-                f"Cash group '{v.get('GroupID')}' is not valid.",
-            )
-        elif table == "CashDtl" and adding:
-            self._require(conn, "CashHead", {"GroupID": v.get("GroupID"), "HeadNum": v.get("HeadNum")}, table, "HeadNum",
-                          f"Cash receipt {v.get('HeadNum')} is not valid.")  # fmt: skip
-            self._require(
-                conn,
-                "InvcHead",
-                {"InvoiceNum": v.get("InvoiceNum")},
-                table,
-                "InvoiceNum",
-                f"Invoice {v.get('InvoiceNum')} is not valid.",
-            )
+            head = self._require(conn, "CheckHed", {"HeadNum": v.get("HeadNum")}, table, "HeadNum",
+                                 f"Payment {v.get('HeadNum')} is not valid.")  # fmt: skip
+            v["VendorNum"] = v.get("VendorNum") or head.VendorNum
+        if adding:
+            # Every row a new row points at must exist (group, vendor, header, invoice).
+            for parent, keys, field_name, message in REFERENCES.get(table, ()):
+                self._require(
+                    conn, parent, {k: v.get(k) for k in keys}, table, field_name, message.format_map(_OrNone(v))
+                )
 
     def _after_add(self, conn: Connection, table: str, v: dict[str, Any]) -> None:
         """Accounting the recipes can observe: payments and receipts reduce invoice balances."""
@@ -932,6 +880,27 @@ async def _cut(send: Any) -> None:
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"4096")]})
     await send({"type": "http.response.body", "body": b'{"parameters": {', "more_body": True})
     raise ConnectionAbortedError("sandbox fault: connection cut")
+
+
+# table -> the rows a new row must point at: (parent table, key fields, field to blame, message)
+REFERENCES: dict[str, list[tuple[str, tuple[str, ...], str, str]]] = {
+    "APInvHed": [("APInvGrp", ("GroupID",), "GroupID", "Group '{GroupID}' is not valid."),
+                 ("Vendor", ("VendorNum",), "VendorNum", "Vendor {VendorNum} is not valid.")],
+    "APInvDtl": [("APInvHed", ("VendorNum", "InvoiceNum"), "InvoiceNum", "Invoice '{InvoiceNum}' is not valid.")],
+    "CheckHed": [("APChkGrp", ("GroupID",), "GroupID", "Payment group '{GroupID}' is not valid.")],
+    "APTran": [("APInvHed", ("VendorNum", "InvoiceNum"), "InvoiceNum",
+                "Invoice '{InvoiceNum}' is not valid for vendor {VendorNum}.")],
+    "CashHead": [("CashGrp", ("GroupID",), "GroupID", "Cash group '{GroupID}' is not valid.")],
+    "CashDtl": [("CashHead", ("GroupID", "HeadNum"), "HeadNum", "Cash receipt {HeadNum} is not valid."),
+                ("InvcHead", ("InvoiceNum",), "InvoiceNum", "Invoice {InvoiceNum} is not valid.")],
+}  # fmt: skip
+
+
+class _OrNone(dict[str, Any]):
+    """For messages about rows that lack the field: it reads as None."""
+
+    def __missing__(self, key: str) -> None:
+        return None
 
 
 class _Result:

@@ -41,6 +41,7 @@ DEFAULT_CURSOR: dict[str, str] = {
     "ap-payments": "SysRevID",
     "cash-receipts": "SysRevID",
 }
+GROUPED_ENTITIES = ("ap-invoices", "ap-payments", "cash-receipts")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -69,7 +70,40 @@ class Column(_Model):
     type: Literal["str", "int", "decimal", "date", "datetime", "bool"] = "str"
     format: str | None = Field(None, description="date format (strftime) or number pattern like 0.00")
     required: bool = False
+    default: str | None = Field(None, description="value used when the source is empty")
+    value: str | None = Field(None, description="outbound: a constant written instead of the field")
+    concat: list[str] | None = Field(None, description="outbound: join these Epicor fields with separator")
+    separator: str = Field(" ", description="separator for concat")
+    lookup: dict[str, str] | None = Field(None, description="translation table applied to the value")
+    lookup_default: str | None = Field(
+        None, description="result for a value missing from lookup (without it, such a value is an error)"
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Column:
+        if self.value is not None and self.concat:
+            raise ValueError("value and concat cannot both be set")
+        return self
+
+
+class ColumnOverride(_Model):
+    """Changes to one default column, keyed by its Epicor field under ``format.overrides``."""
+
+    header: str | None = None
+    start: int | None = Field(None, ge=1)
+    length: int | None = Field(None, ge=1)
+    align: Literal["left", "right"] | None = None
+    pad: str | None = Field(None, min_length=1, max_length=1)
+    implied_decimals: int | None = Field(None, ge=0, le=10)
+    type: Literal["str", "int", "decimal", "date", "datetime", "bool"] | None = None
+    format: str | None = None
+    required: bool | None = None
     default: str | None = None
+    value: str | None = None
+    concat: list[str] | None = None
+    separator: str | None = None
+    lookup: dict[str, str] | None = None
+    lookup_default: str | None = None
 
 
 class CsvFormat(_Model):
@@ -83,7 +117,13 @@ class CsvFormat(_Model):
         False, description="prefix cells starting with = + - @ for partners opening files in Excel"
     )
     max_field_size: int = Field(131072, ge=1)
-    columns: list[Column] = Field(default_factory=list)
+    columns: list[Column] = Field(
+        default_factory=list, description="the file's columns; empty: the entity's default mapping"
+    )
+    overrides: dict[str, ColumnOverride] = Field(
+        default_factory=dict, description="changes to default columns, keyed by Epicor field"
+    )
+    omit: list[str] = Field(default_factory=list, description="default columns (Epicor fields) to leave out")
 
     _enc = field_validator("encoding")(_check_encoding)
 
@@ -102,8 +142,14 @@ class FixedWidthFormat(_Model):
     line_ending: Literal["\n", "\r\n"] = "\r\n"
     line_length: int | None = Field(None, ge=1, description="exact record length, if fixed")
     record_type: Column | None = Field(None, description="where the record-type code sits")
-    columns: list[Column] = Field(default_factory=list)
+    columns: list[Column] = Field(
+        default_factory=list, description="the record's columns; empty: the entity's default mapping"
+    )
     records: list[RecordLayout] = Field(default_factory=list)
+    overrides: dict[str, ColumnOverride] = Field(
+        default_factory=dict, description="changes to default columns, keyed by Epicor field"
+    )
+    omit: list[str] = Field(default_factory=list, description="default columns (Epicor fields) to leave out")
 
     _enc = field_validator("encoding")(_check_encoding)
 
@@ -117,8 +163,6 @@ class FixedWidthFormat(_Model):
                     raise ValueError(f"{name}[{i}]: fixed-width columns need start and length")
         if self.records and self.record_type is None:
             raise ValueError("records: a multi-record layout needs record_type")
-        if not self.columns and not self.records:
-            raise ValueError("columns: a fixed-width layout needs columns or records")
         return self
 
 
@@ -179,6 +223,11 @@ class _FlowBase(_Model):
     sftp: str = Field(description="name of an SFTP connection")
     folder: str = Field(description="remote folder")
     format: Format
+    constants: dict[str, str] = Field(
+        default_factory=dict,
+        description="inbound: Epicor fields set on every record (e.g. GroupID); "
+        "outbound X12: envelope/payment values (payer_name, payer_id, method, handling, currency)",
+    )
 
     @field_validator("schedule")
     @classmethod
@@ -234,6 +283,13 @@ class InboundFlow(_FlowBase):
     max_files_per_poll: int = Field(100, ge=1)
     on_duplicate: Literal["skip", "process"] = "skip"
     concurrency: int = Field(4, ge=1, le=64)
+    batch_size: int = Field(100, ge=1, le=5000, description="records looked up and posted per batch")
+    on_bad_records: Literal["reject-file", "skip-records"] = Field(
+        "reject-file", description="CSV/fixed-width lines that cannot be read: reject the whole file, or post the rest"
+    )
+    on_failed_records: Literal["error", "archive"] = Field(
+        "error", description="where a file with failed records goes: the error folder or the archive"
+    )
 
     @model_validator(mode="after")
     def _pattern(self) -> InboundFlow:
@@ -242,6 +298,12 @@ class InboundFlow(_FlowBase):
                 re.compile(self.pattern)
             except re.error as exc:
                 raise ValueError(f"pattern: not a valid regular expression ({exc})") from None
+        if self.entity in GROUPED_ENTITIES and "GroupID" not in self.constants:
+            raise ValueError(f"constants.GroupID: entity {self.entity} posts into a group; name it here")
+        if self.entity == "acknowledgments" and not isinstance(self.format, X12Format):
+            raise ValueError("format: acknowledgments are X12 (997, 999 or TA1)")
+        if self.entity in ("cash-receipts", "ap-payments") and not isinstance(self.format, X12Format):
+            raise ValueError(f"format: entity {self.entity} is read from X12 820 payment advice")
         return self
 
 

@@ -697,3 +697,72 @@ def demo(
     from .demo import run_demo
 
     raise typer.Exit(run_demo(home, out))
+
+
+# --- runs ------------------------------------------------------------------------------------
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    flow: Annotated[str, typer.Argument(help="flow name in flows.yaml")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="extract or parse and show; change nothing")] = False,
+    file: FlowsOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON summary")] = False,
+) -> None:
+    """Run one flow now: exit 0 ok, 1 failed records/files, 2 config, 3 connection/auth."""
+    from .run import run_command
+
+    flows = load_flows(_flows_path(ctx, file)).flows
+    if flow not in flows:
+        known = ", ".join(sorted(flows)) or "none"
+        raise UsageError(f"no flow named {flow!r} in flows.yaml (flows: {known})")
+    home = _state(ctx).home
+    store = _open_store(ctx)
+    try:
+        code = run_command(home, store, flow, flows[flow], dry_run=dry_run, as_json=as_json, console=out)
+    finally:
+        store.close()
+    raise typer.Exit(code)
+
+
+@flows_app.command("reset")
+def flows_reset(
+    ctx: typer.Context,
+    flow: Annotated[str, typer.Argument(help="outbound flow whose watermark to forget")],
+) -> None:
+    """Forget an outbound flow's watermark: its next run sends every record again."""
+    store = _open_store(ctx)
+    try:
+        gone = store.watermarks.reset(flow)
+        store.audit.record("flow.reset", flow=flow, subject=flow, outcome="warning" if gone else "info")
+    finally:
+        store.close()
+    out.print(f"{flow}: watermark {'forgotten' if gone else 'was not set'}")
+
+
+@app.command("files")
+def files(
+    ctx: typer.Context,
+    flow: Annotated[str | None, typer.Option("--flow", help="only this flow")] = None,
+    state: Annotated[str | None, typer.Option("--state", help="only this state (e.g. error)")] = None,
+    direction: Annotated[str | None, typer.Option("--direction", help="inbound or outbound")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="newest N")] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+) -> None:
+    """The file ledger: every inbound file seen and outbound file sent, with its state."""
+    store = _open_store(ctx)
+    try:
+        rows = store.ledger.files(flow=flow, direction=direction, states=[state] if state else None, limit=limit)
+    finally:
+        store.close()
+    if as_json:
+        out.print_json(json.dumps([r.as_json() for r in rows], default=str))
+        return
+    table = Table("id", "flow", "dir", "state", Column("path", overflow="fold"), "size", "updated",
+                  Column("note", overflow="fold"))  # fmt: skip
+    for r in rows:
+        note = r.error or (f"ack {r.details['ack']}" if r.details.get("ack") else "")
+        table.add_row(str(r.id), r.flow, r.direction[:3], r.state, r.remote_path, str(r.size) if r.size >= 0 else "",
+                      r.updated_at.strftime("%Y-%m-%d %H:%M:%S"), note)  # fmt: skip
+    out.print(table)

@@ -252,7 +252,7 @@ class KineticClient:
                 if resp.status_code < 400:
                     if path.endswith("/$count"):
                         return resp.text
-                    return resp.json() if resp.content else {}
+                    return _loads(resp.content) if resp.content else {}
                 if resp.status_code == 401 and self.settings.auth == "token" and not refreshed:
                     refreshed = True  # an expired or revoked token: one fresh token, one more try
                     await self._ensure_token(force=True)
@@ -378,7 +378,13 @@ class KineticClient:
         return found
 
     async def upsert(
-        self, entity: str, fields: dict[str, Any], existing: dict[str, Any] | None = None, *, settle_tries: int = 3
+        self,
+        entity: str,
+        fields: dict[str, Any],
+        existing: dict[str, Any] | None = None,
+        *,
+        settle_tries: int = 3,
+        looked_up: bool = False,
     ) -> tuple[dict[str, Any], bool]:
         """Create or update one record by its natural key; returns (saved row, created).
 
@@ -388,7 +394,7 @@ class KineticClient:
         """
         recipe = RECIPES[entity]
         key = tuple(fields[f] for f in recipe.natural_key)
-        if existing is None:
+        if existing is None and not looked_up:  # ``looked_up``: the caller's batched find said absent
             existing = (await self.find(entity, [fields])).get(key)
         if existing is not None:
             current = await self.call(recipe.service, "GetByID", {p: existing[f] for p, f in recipe.by_id})
@@ -587,6 +593,14 @@ def _dumps(body: Any) -> bytes:
     import json
 
     return json.dumps(body, default=_json_default).encode()
+
+
+def _loads(content: bytes) -> Any:
+    """JSON with numbers that have a fraction as ``Decimal`` (money is never a float)."""
+    import json
+    from decimal import Decimal
+
+    return json.loads(content, parse_float=Decimal)
 
 
 def _basic(user: str, password: str) -> str:

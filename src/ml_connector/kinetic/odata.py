@@ -8,7 +8,7 @@ quotes are doubled (OData ABNF ``SQUOTE-in-string``), then the whole query is pe
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -64,7 +64,7 @@ def compare(name: str, op: str, value: Value, datetime_style: str = "iso") -> st
     return f"{field(name)} {op} {literal(value, datetime_style)}"
 
 
-def any_of(name: str, values: list[Value]) -> str:
+def any_of(name: str, values: Sequence[Value]) -> str:
     """``name eq a or name eq b …`` (OData ``in`` is not supported everywhere)."""
     return "(" + " or ".join(compare(name, "eq", v) for v in values) + ")"
 

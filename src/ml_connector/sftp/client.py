@@ -454,6 +454,12 @@ class SftpClient:
 
         return await self._retrying(f"stat {join(folder, name)}", op)
 
+    async def exists(self, path: str) -> bool:
+        async def op(sftp: asyncssh.SFTPClient) -> bool:
+            return bool(await sftp.exists(path))
+
+        return await self._retrying(f"stat {path}", op)
+
     async def cleanup_temporaries(self, folder: str) -> list[str]:
         """Remove our leftover upload temporaries (``.NAME.part``) from a crashed run."""
 

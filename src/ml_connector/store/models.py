@@ -87,6 +87,7 @@ class Watermark(Base):
     value: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime]
     run_id: Mapped[str | None] = mapped_column(String(36))
+    tiebreak: Mapped[str | None] = mapped_column(Text)  # SysRevID of the last row at ``value`` (date cursors)
 
 
 class Run(Base):
@@ -152,7 +153,10 @@ class RecordEntry(Base):
     """The record ledger: one row per parsed inbound record, keyed for idempotency."""
 
     __tablename__ = "records"
-    __table_args__ = (Index("ix_records_file_state", "file_id", "state"),)
+    __table_args__ = (
+        Index("ix_records_file_state", "file_id", "state"),
+        Index("ix_records_file_idx", "file_id", "idx", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"))
@@ -187,3 +191,23 @@ class FlowLock(Base):
     owner: Mapped[str] = mapped_column(String(200))
     acquired_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+class X12Interchange(Base):
+    """Interchanges sent and received: duplicate ISA13 detection, and 997/TA1 matching."""
+
+    __tablename__ = "x12_interchanges"
+    __table_args__ = (
+        UniqueConstraint("direction", "sender", "receiver", "control_number", name="uq_x12_interchanges_identity"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    direction: Mapped[str] = mapped_column(String(16))  # inbound | outbound
+    sender: Mapped[str] = mapped_column(String(40))  # "ZZ:SENDERID"
+    receiver: Mapped[str] = mapped_column(String(40))
+    control_number: Mapped[str] = mapped_column(String(9))
+    file_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("files.id", ondelete="SET NULL"))
+    groups: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"GS06": {"sets": [...], "state": ...}}
+    state: Mapped[str] = mapped_column(String(16))  # received | sent | accepted | rejected
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

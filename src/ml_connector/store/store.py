@@ -20,6 +20,7 @@ from ..logs import redact_mapping, redact_text
 from ..secrets import Keyring
 from . import models as m
 from .db import make_engine, migrate
+from .ledger import Ledger
 
 Clock = Callable[[], datetime]
 
@@ -332,15 +333,32 @@ class Watermarks:
             row = s.get(m.Watermark, flow)
             return None if row is None else (row.cursor_field, row.value)
 
+    def get_full(self, flow: str) -> tuple[str, str | None, str | None] | None:
+        """(cursor field, value, tie-breaker) or None before the first delivery."""
+        with self._store.session() as s:
+            row = s.get(m.Watermark, flow)
+            return None if row is None else (row.cursor_field, row.value, row.tiebreak)
+
     def set(self, flow: str, cursor_field: str, value: str | None, *, run_id: str | None = None,
-            session: Session) -> None:  # fmt: skip
+            session: Session, tiebreak: str | None = None) -> None:  # fmt: skip
         """Advance the watermark inside the caller's transaction (never on its own)."""
         row = session.get(m.Watermark, flow)
         now = self._store.clock()
         if row is None:
-            session.add(m.Watermark(flow=flow, cursor_field=cursor_field, value=value, updated_at=now, run_id=run_id))
+            session.add(m.Watermark(flow=flow, cursor_field=cursor_field, value=value, updated_at=now, run_id=run_id,
+                                    tiebreak=tiebreak))  # fmt: skip
         else:
             row.cursor_field, row.value, row.updated_at, row.run_id = cursor_field, value, now, run_id
+            row.tiebreak = tiebreak
+
+    def reset(self, flow: str) -> bool:
+        """Forget the watermark: the next run sends everything again."""
+        with self._store.session() as s, s.begin():
+            row = s.get(m.Watermark, flow)
+            if row is None:
+                return False
+            s.delete(row)
+            return True
 
 
 class Store:
@@ -356,6 +374,7 @@ class Store:
         self.locks = FlowLocks(self)
         self.control_numbers = ControlNumbers(self)
         self.watermarks = Watermarks(self)
+        self.ledger = Ledger(self)
 
     @classmethod
     def open(cls, url: str, clock: Clock = utcnow) -> Store:

@@ -1,0 +1,110 @@
+"""``ml-connector run FLOW``: one run now, with progress bars on a terminal and a summary table."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..config import InboundFlow, OutboundFlow
+from ..flows import Progress as RunProgress
+from ..flows import RunContext, RunResult, run_flow
+from ..home import Home
+from ..store import Store
+
+
+class RichProgress(RunProgress):
+    """Bars on a terminal; plain log lines otherwise."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.live = console.is_terminal
+        self.bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[unit]}"),
+            TimeElapsedColumn(), console=console, transient=True, disable=not self.live,
+        )  # fmt: skip
+        self.task: Any = None
+        self.bytes_task: Any = None
+
+    def __enter__(self) -> RichProgress:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(None, None, None)
+
+    def phase(self, text: str, total: int | None = None) -> None:
+        if not self.live:
+            self.console.print(text, highlight=False)
+            return
+        if self.task is not None:
+            self.bar.update(self.task, visible=False)
+        self.task = self.bar.add_task(text, total=total, unit="bytes" if total else "records")
+
+    def advance(self, records: int = 0, files: int = 0, nbytes: int = 0) -> None:
+        if self.live and self.task is not None:
+            self.bar.advance(self.task, nbytes if self.bar.tasks[-1].fields.get("unit") == "bytes" else records)
+
+    def note(self, text: str) -> None:
+        self.console.print(text, highlight=False, markup=False)
+
+
+
+
+def run_command(home: Home, store: Store, name: str, flow: OutboundFlow | InboundFlow, *, dry_run: bool,
+                as_json: bool, console: Console, trigger: str = "cli") -> int:  # fmt: skip
+    progress = RichProgress(console if not as_json else Console(quiet=True))
+    ctx = RunContext(store=store, keyring=home.keyring(), staging=home.staging, trigger=trigger, progress=progress)
+    with progress:
+        result = asyncio.run(run_flow(ctx, name, flow, dry_run=dry_run))
+    if as_json:
+        console.print_json(json.dumps(summary_json(result), default=str))
+    else:
+        print_summary(result, console)
+    return result.exit_code
+
+
+def summary_json(result: RunResult) -> dict[str, Any]:
+    return {"flow": result.flow, "direction": result.direction, "run_id": result.run_id, "state": result.state,
+            "counts": {k: v for k, v in result.counts.items() if k != "exit_code"}, "files": result.files,
+            "error": result.error, "preview": result.preview}  # fmt: skip
+
+
+def print_summary(result: RunResult, console: Console) -> None:
+    colour = {"succeeded": "green", "dry-run": "cyan", "partial": "yellow"}.get(result.state, "red")
+    table = Table(title=f"{result.flow} ({result.direction}) [{colour}]{result.state}[/]", title_justify="left")
+    table.add_column("count")
+    table.add_column("value", justify="right")
+    for key, value in sorted(result.counts.items()):
+        if key != "exit_code":
+            table.add_row(key.replace("_", " "), str(value))
+    console.print(table)
+    if result.files:
+        files = Table(title="files", title_justify="left")
+        keys = [k for k in ("id", "name", "remote_path", "state", "records", "size", "moved_to", "how", "error",
+                            "reason", "local") if any(k in f for f in result.files)]  # fmt: skip
+        for k in keys:
+            files.add_column(k)
+        for f in result.files:
+            files.add_row(*[_cell(f.get(k)) for k in keys])
+        console.print(files)
+    if result.preview:
+        console.print("first records:", highlight=False)
+        for row in result.preview:
+            console.print("  " + json.dumps(row, default=str), highlight=False, markup=False)
+    if result.error:
+        console.print(f"[red]error:[/] {result.error}", highlight=False)
+    if result.run_id and result.run_id != "dry-run":
+        console.print(f"audit trail: ml-connector audit --run {result.run_id}", highlight=False)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {v}" for k, v in sorted(value.items()))
+    return str(value)

@@ -1,0 +1,18 @@
+"""Flow runs: the run semantics of DESIGN.md section 2 as functions of (flow, context)."""
+
+from __future__ import annotations
+
+from ..config import InboundFlow, OutboundFlow
+from .context import AuditBuffer, Progress, RunContext, RunResult, failpoint
+from .inbound import run_inbound
+from .outbound import run_outbound
+
+
+async def run_flow(ctx: RunContext, name: str, flow: OutboundFlow | InboundFlow, *, dry_run: bool = False) -> RunResult:
+    """One run of one flow, now."""
+    if isinstance(flow, OutboundFlow):
+        return await run_outbound(ctx, name, flow, dry_run=dry_run)
+    return await run_inbound(ctx, name, flow, dry_run=dry_run)
+
+
+__all__ = ["AuditBuffer", "Progress", "RunContext", "RunResult", "failpoint", "run_flow", "run_inbound", "run_outbound"]

@@ -1,0 +1,856 @@
+"""Inbound run (DESIGN.md section 2): partner files on SFTP -> records in Kinetic, exactly once.
+
+File ledger: ``seen -> downloaded -> parsed -> posting -> done | error`` (+ ``duplicate``); each
+state is written only after its effect is confirmed. Record ledger: ``pending -> sending ->
+posted | failed | unknown``; ``sending`` is committed before the calls, so after a crash those
+records are settled by looking them up (the recipes find by natural key before any create).
+Records are never held in the database: posting re-reads the staged file in order and joins it
+with the open ledger rows, so memory does not grow with the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..config import CsvFormat, FixedWidthFormat, InboundFlow, X12Format
+from ..errors import (
+    ConnectError,
+    FatalError,
+    MLConnectorError,
+    NotFoundError,
+    RecordError,
+    TransientError,
+    UnknownOutcomeError,
+)
+from ..formats.coerce import FormatError
+from ..formats.csvfile import CsvReader
+from ..formats.fixedwidth import FixedWidthReader
+from ..formats.x12 import read_x12
+from ..formats.x12.acks import build_997, build_ta1, read_acks
+from ..formats.x12.model import InterchangeSummary, TransactionSet, X12ParseError
+from ..formats.x12.remit820 import PaymentAdvice, interpret_820
+from ..kinetic import KineticClient, odata
+from ..mapping import inbound_mapper, json_safe, natural_key, resolve_format
+from ..sftp import SftpClient
+from ..sftp.client import RemoteFile, join
+from ..store.ledger import INBOUND_OPEN, FileRow
+from .context import AuditBuffer, Lease, RunContext, RunResult, failpoint
+
+OPEN_RECORDS = ("pending", "sending", "unknown")
+MAX_PROBLEMS = 100
+
+
+@dataclass
+class Parsed:
+    """One record read from a file: where it is, its Epicor fields, or why it is unusable."""
+
+    idx: int
+    position: str
+    fields: dict[str, Any] | None
+    error: str | None = None
+    key: str | None = None
+
+
+@dataclass
+class X12Parse:
+    sets: list[TransactionSet]
+    interchanges: list[InterchangeSummary]
+    records: list[Parsed] = field(default_factory=list)
+
+
+class FileRejected(RecordError):
+    """The whole file goes to the error folder (unreadable, or bad records under reject-file)."""
+
+    def __init__(self, message: str, problems: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems or []
+
+
+def _ack_partner_key(ic: InterchangeSummary) -> str:
+    """Our reply goes from their receiver to their sender: the same counter as outbound."""
+    (sq, sid), (rq, rid) = ic.sender, ic.receiver
+    return f"{rq}:{rid}>{sq}:{sid}"
+
+
+class InboundRun:
+    def __init__(self, ctx: RunContext, name: str, flow: InboundFlow, *, dry_run: bool = False) -> None:
+        self.ctx, self.name, self.flow, self.dry_run = ctx, name, flow, dry_run
+        self.fmt = resolve_format(flow)
+        self.result = RunResult(name, "inbound", None, "running")
+        self.run_id = "dry-run"
+        self.audit = AuditBuffer(ctx.store, name, None)
+        self.ledger = ctx.store.ledger
+        self.staging = ctx.staging / "inbound" / name
+        self.lease = Lease(ctx, name)
+        self.mapper = None if isinstance(self.fmt, X12Format) else inbound_mapper(self.fmt.columns, flow.constants)
+
+    # --- entry ----------------------------------------------------------------------------------
+
+    async def run(self) -> RunResult:
+        if self.dry_run:
+            return await self._dry_run()
+        if not self.lease.acquire():
+            self.result.state = "locked"
+            self.result.error = f"flow {self.name} is running in another process"
+            return self.result
+        crashed = self.ledger.abandon_stale_runs(self.name)
+        self.run_id = self.ledger.start_run(self.name, "inbound", self.ctx.trigger)
+        self.result.run_id = self.run_id
+        self.audit = AuditBuffer(self.ctx.store, self.name, self.run_id)
+        self.audit("run.start", subject=self.name, details={"trigger": self.ctx.trigger, "crashed_runs": crashed})
+        state, error = "failed", None
+        try:
+            async with self.ctx.kinetic(self.flow.epicor, self.audit, self.name, self.run_id) as k:
+                sftp = self.ctx.sftp(self.flow.sftp, self.audit)
+                try:
+                    await self._work(k, sftp)
+                finally:
+                    await sftp.close()
+            bad = self.result.counts.get("files_error", 0) + self.result.counts.get("records_failed", 0)
+            unsettled = self.result.counts.get("files_open", 0)
+            state = "succeeded" if not bad and not unsettled else "partial"
+        except MLConnectorError as exc:
+            error = str(exc)
+            self.result.counts["exit_code"] = exc.exit_code
+            self.audit("run.error", subject=self.name, outcome="error", details={"error": error})
+        finally:
+            self.result.state, self.result.error = state, error
+            counts = {k: v for k, v in self.result.counts.items() if k != "exit_code"}
+            if state == "partial":
+                self.audit("alert.run_partial", subject=self.name, outcome="warning", details=counts)
+            self.audit(
+                "run.end",
+                subject=self.name,
+                outcome="ok" if state == "succeeded" else "error",
+                details={"state": state, **counts},
+            )
+            self.audit.flush()
+            self.ledger.finish_run(self.run_id, state, counts, error)
+            self.lease.release()
+        return self.result
+
+    async def _work(self, k: KineticClient, sftp: SftpClient) -> None:
+        # 1. finish what a crashed run left open, oldest first
+        for f in self.ledger.files(flow=self.name, direction="inbound", states=INBOUND_OPEN):
+            self.result.bump("resumed")
+            await self._process(k, sftp, f)
+        # 2. new files
+        listing = await sftp.list_ready(
+            self.flow.folder,
+            pattern=self.flow.pattern,
+            pattern_type=self.flow.pattern_type,
+            settle_s=self.flow.settle_seconds,
+            min_age_s=self.flow.min_age_seconds,
+            max_files=self.flow.max_files_per_poll,
+        )
+        for name, reason in listing.refused:
+            self.audit(
+                "alert.file_refused",
+                subject=join(self.flow.folder, name),
+                outcome="warning",
+                details={"reason": reason},
+            )
+        if listing.waiting:
+            self.result.bump("files_waiting", len(listing.waiting))
+        for remote in listing.ready:
+            self.lease.renew()
+            row, created = self.ledger.see(
+                flow=self.name, run_id=self.run_id, remote_path=remote.path, size=remote.size, mtime=remote.mtime
+            )
+            if not created and row.state not in INBOUND_OPEN:
+                self.result.bump("files_skipped")  # processed before and left in place (no archive folder)
+                continue
+            if created:
+                self.audit(
+                    "file.seen",
+                    subject=remote.path,
+                    details={"file_id": row.id, "size": remote.size, "mtime": remote.mtime},
+                )
+            await self._process(k, sftp, row, remote)
+
+    # --- one file through its states ------------------------------------------------------------
+
+    async def _process(self, k: KineticClient, sftp: SftpClient, f: FileRow, remote: RemoteFile | None = None) -> None:
+        self.ctx.progress.phase(f"file {f.name}")
+        try:
+            if f.state == "seen":
+                f = await self._download(sftp, f, remote)
+                if f.state != "downloaded":
+                    return
+            if f.state == "downloaded":
+                f = await self._parse(sftp, f)
+                if f.state != "parsed":
+                    return
+            await self._post(k, sftp, f)
+        except FileRejected as exc:
+            await self._reject(sftp, f, str(exc), exc.problems)
+
+    async def _download(self, sftp: SftpClient, f: FileRow, remote: RemoteFile | None) -> FileRow:
+        try:
+            local = await sftp.download(remote or f.remote_path, self.staging, expected_size=f.size)
+        except NotFoundError:
+            self.ledger.update_file(f.id, state="error", error="the file disappeared from the server before download")
+            self.audit("alert.file_vanished", subject=f.remote_path, outcome="error", details={"file_id": f.id})
+            self.audit.flush()
+            self.result.bump("files_error")
+            return self.ledger.file(f.id) or f
+        failpoint("inbound.after-download")
+        earlier = self.ledger.same_content(self.name, local.sha256, exclude=f.id)
+        with self.ctx.store.session() as s, s.begin():
+            if earlier is not None and self.flow.on_duplicate == "skip":
+                self.ledger.update_file(
+                    f.id,
+                    session=s,
+                    state="duplicate",
+                    sha256=local.sha256,
+                    local_path=str(local.path),
+                    run_id=self.run_id,
+                    error=f"same bytes as file {earlier.id} ({earlier.remote_path})",
+                    details={"duplicate_of": earlier.id},
+                )
+                self.audit(
+                    "alert.duplicate_file",
+                    subject=f.remote_path,
+                    outcome="warning",
+                    details={"file_id": f.id, "duplicate_of": earlier.id, "sha256": local.sha256},
+                )
+            else:
+                self.ledger.update_file(
+                    f.id,
+                    session=s,
+                    state="downloaded",
+                    sha256=local.sha256,
+                    local_path=str(local.path),
+                    run_id=self.run_id,
+                )
+            self.audit.flush(s)
+        self.result.bump("files_downloaded")
+        self.ctx.progress.advance(files=1, nbytes=local.size)
+        f = self.ledger.file(f.id) or f
+        if f.state == "duplicate":
+            self.result.bump("files_duplicate")
+            await self._move(sftp, f, self.flow.archive_folder)
+        return f
+
+    # --- parsing --------------------------------------------------------------------------------
+
+    def _records(self, f: FileRow) -> Iterator[Parsed]:
+        """The file's records in order (CSV / fixed-width), streaming."""
+        assert f.local_path is not None and self.mapper is not None
+        fmt = self.fmt
+        with Path(f.local_path).open("rb") as fh:
+            reader = (
+                CsvReader(fh, fmt, name=f.name)
+                if isinstance(fmt, CsvFormat)
+                else FixedWidthReader(fh, fmt, name=f.name)
+                if isinstance(fmt, FixedWidthFormat)
+                else None
+            )
+            assert reader is not None
+            for rec in reader:
+                if rec.error is not None:
+                    yield Parsed(rec.index, rec.position, None, rec.error)
+                    continue
+                try:
+                    fields = self.mapper(rec.values, f"{f.name}: {rec.position}")
+                except RecordError as exc:
+                    yield Parsed(rec.index, rec.position, None, str(exc))
+                    continue
+                yield Parsed(rec.index, rec.position, fields, None, natural_key(self.flow.entity, fields))
+
+    def _read_x12(self, f: FileRow) -> X12Parse:
+        assert f.local_path is not None
+        data = Path(f.local_path).read_bytes()
+        try:
+            sets, reader = read_x12(data, name=f.name)
+        except X12ParseError as exc:
+            raise FileRejected(str(exc), [{"where": f.name, "message": str(exc)}]) from None
+        out = X12Parse(sets, reader.interchanges)
+        if self.flow.entity == "acknowledgments":
+            first = reader.interchanges[0] if reader.interchanges else None
+            ours = ":".join(first.receiver) if first else ""
+            theirs = ":".join(first.sender) if first else ""
+            for idx, status in enumerate(read_acks(sets, reader.interchanges)):
+                where = f"{status.kind} " + (
+                    f"interchange {status.interchange}"
+                    if status.interchange
+                    else f"group {status.group}" + (f" set {status.set_control}" if status.set_control else "")
+                )
+                out.records.append(Parsed(idx, where, {"status": status, "ours": ours, "theirs": theirs}, None, where))
+            return out
+        for idx, ts in enumerate(sets):
+            where = (
+                f"interchange {ts.interchange.control_number} group {ts.group.control_number} "
+                f"set {ts.id} {ts.summary.st02}"
+            )
+            if ts.id != "820":
+                out.records.append(Parsed(idx, where, None, f"{where}: transaction set {ts.id} is not an 820"))
+                continue
+            advice, _findings = interpret_820(ts, f.name)
+            errors = [
+                x for x in [*ts.interchange.findings, *ts.group.findings, *ts.summary.findings] if x.severity == "error"
+            ]
+            if advice is None or errors:
+                message = "; ".join(str(x) for x in errors[:5]) or f"{where}: not a usable 820"
+                out.records.append(Parsed(idx, where, None, message))
+                continue
+            out.records.append(Parsed(idx, where, {"advice": advice}, None, advice.trace_number))
+        return out
+
+    async def _parse(self, sftp: SftpClient, f: FileRow) -> FileRow:
+        self.ledger.clear_records(f.id)  # a crash mid-parse left a partial list; nothing was posted
+        assert f.sha256 is not None
+        acks: list[str] = []
+        if isinstance(self.fmt, X12Format):
+            parsed = self._read_x12(f)
+            duplicate = await self._check_interchanges(sftp, f, parsed)
+            if duplicate:
+                return self.ledger.file(f.id) or f
+            acks = await self._acknowledge(sftp, f, parsed)
+            records: Any = iter(parsed.records)
+        else:
+            try:
+                records = self._records(f)
+                first = next(records, None)
+            except FormatError as exc:
+                raise FileRejected(str(exc), [{"where": f.name, "message": str(exc)}]) from None
+            records = _chain(first, records)
+        total = bad = 0
+        problems: list[dict[str, str]] = []
+        batch: list[tuple[int, str, str | None, str, str | None]] = []
+        try:
+            for rec in records:
+                total += 1
+                if rec.error is not None:
+                    bad += 1
+                    if len(problems) < MAX_PROBLEMS:
+                        problems.append({"where": f"{f.name}: {rec.position}", "message": rec.error})
+                batch.append((rec.idx, rec.position, rec.key, "failed" if rec.error else "pending", rec.error))
+                if len(batch) >= 1000:
+                    self.ledger.add_records(f.id, f.sha256, batch)
+                    batch = []
+                    self.lease.renew()
+        except FormatError as exc:
+            raise FileRejected(str(exc), [*problems, {"where": f.name, "message": str(exc)}]) from None
+        self.ledger.add_records(f.id, f.sha256, batch)
+        x12 = isinstance(self.fmt, X12Format)
+        if bad and ((x12 and bad == total) or (not x12 and self.flow.on_bad_records == "reject-file")):
+            self.ledger.clear_records(f.id)
+            raise FileRejected(f"{f.name}: {bad} of {total} records cannot be read", problems)
+        if total == 0 and not x12:
+            raise FileRejected(f"{f.name}: the file holds no records", [{"where": f.name, "message": "no records"}])
+        for p in problems[:20]:
+            self.audit("record.rejected", subject=p["where"], outcome="error", details={"error": p["message"]})
+        with self.ctx.store.session() as s, s.begin():
+            self.ledger.update_file(
+                f.id, session=s, state="parsed", details={"records": total, "bad_records": bad, "acks": acks}
+            )
+            self.audit("file.parsed", subject=f.remote_path, details={"file_id": f.id, "records": total, "bad": bad})
+            self.audit.flush(s)
+        failpoint("inbound.after-parse")
+        self.result.bump("records_read", total)
+        if bad:
+            self.result.bump("records_failed", bad)
+        return self.ledger.file(f.id) or f
+
+    async def _check_interchanges(self, sftp: SftpClient, f: FileRow, parsed: X12Parse) -> bool:
+        """A duplicate ISA13 from the same sender: TA1 025, no posting, file to the error folder."""
+        for ic in parsed.interchanges:
+            sender, receiver = ":".join(ic.sender), ":".join(ic.receiver)
+            known = self.ledger.interchange("inbound", sender, receiver, ic.control_number)
+            if known is not None and known["file_id"] != f.id:
+                isa13 = self.ctx.store.control_numbers.allocate(_ack_partner_key(ic), "ISA")[0]
+                ta1 = build_ta1(ic, isa13=isa13, when=datetime.now(UTC), note="025", ack="R")
+                acks = [await self._write_ack(sftp, f, ta1, f"{f.name}.{f.id}.ta1")] if self.flow.ack_folder else []
+                message = (
+                    f"{f.name}: interchange {ic.control_number} from {sender} was already received "
+                    f"(file {known['file_id']}); rejected with TA1 025"
+                )
+                self.ledger.update_file(f.id, state="duplicate", error=message, details={"acks": acks})
+                self.audit(
+                    "alert.duplicate_interchange",
+                    subject=f.remote_path,
+                    outcome="error",
+                    details={"isa13": ic.control_number, "sender": sender, "first_file": known["file_id"]},
+                )
+                self.result.bump("files_duplicate")
+                await self._move(
+                    sftp,
+                    self.ledger.file(f.id) or f,
+                    self.flow.error_folder,
+                    sidecar={"reason": message, "problems": [{"where": f.name, "message": message}]},
+                )
+                return True
+        for ic in parsed.interchanges:
+            self.ledger.add_interchange(
+                direction="inbound",
+                sender=":".join(ic.sender),
+                receiver=":".join(ic.receiver),
+                control_number=ic.control_number,
+                file_id=f.id,
+                groups={g.control_number: {"sets": len(g.sets)} for g in ic.groups},
+                state="received",
+            )
+        return False
+
+    async def _acknowledge(self, sftp: SftpClient, f: FileRow, parsed: X12Parse) -> list[str]:
+        """A 997 per interchange (never for 997/999/TA1 groups); a TA1 when asked or on envelope errors."""
+        assert isinstance(self.fmt, X12Format)
+        if not self.fmt.ack or not self.flow.ack_folder or self.flow.entity == "acknowledgments":
+            return []
+        written = []
+        when = datetime.now(UTC)
+        for n, ic in enumerate(parsed.interchanges):
+            key = _ack_partner_key(ic)
+            if any(x.level == "interchange" for x in ic.findings) or ic.isa[14:15] == ["1"]:
+                isa13 = self.ctx.store.control_numbers.allocate(key, "ISA")[0]
+                written.append(
+                    await self._write_ack(sftp, f, build_ta1(ic, isa13=isa13, when=when), f"{f.name}.{f.id}.{n}.ta1")
+                )
+            if not ic.groups:
+                continue
+            isa13 = self.ctx.store.control_numbers.allocate(key, "ISA")[0]
+            gs06 = self.ctx.store.control_numbers.allocate(key, "GS")[0]
+            plan = build_997(ic, isa13=isa13, gs06=gs06, st02_start=1, when=when)
+            if plan.text is not None:
+                written.append(await self._write_ack(sftp, f, plan.text, f"{f.name}.{f.id}.{n}.997"))
+                self.audit(
+                    "x12.ack_sent",
+                    subject=f.remote_path,
+                    details={"kind": "997", "groups": plan.groups_acknowledged, "ak9": plan.ak9_codes},
+                )
+        return written
+
+    async def _write_ack(self, sftp: SftpClient, f: FileRow, text: str, name: str) -> str:
+        """Written once: the name is fixed per inbound file, so a resumed run finds it already there."""
+        assert self.flow.ack_folder is not None
+        path = join(self.flow.ack_folder, name)
+        if await sftp.exists(path):
+            return path
+        await sftp.ensure_folder(self.flow.ack_folder)
+        written = await sftp.write_bytes_atomic(text.encode(), self.flow.ack_folder, name, self.staging / "acks")
+        self.result.bump("acks_sent")
+        return written
+
+    # --- posting --------------------------------------------------------------------------------
+
+    def _open_records(self, f: FileRow) -> Iterator[Parsed]:
+        """Records still to post, in file order: the re-read file joined with the open ledger rows."""
+        open_idx = {r.idx for r in self.ledger.records(f.id, OPEN_RECORDS)}
+        if not open_idx:
+            return
+        source = iter(self._read_x12(f).records) if isinstance(self.fmt, X12Format) else self._records(f)
+        for rec in source:
+            if rec.idx in open_idx and rec.fields is not None:
+                yield rec
+
+    async def _post(self, k: KineticClient, sftp: SftpClient, f: FileRow) -> None:
+        if f.state != "posting":
+            self.ledger.update_file(f.id, state="posting", run_id=self.run_id)
+        if f.local_path is None or not Path(f.local_path).is_file():
+            f = await self._restage(sftp, f)
+        batch: list[Parsed] = []
+        for rec in self._open_records(f):
+            batch.append(rec)
+            if len(batch) >= self.flow.batch_size:
+                await self._post_batch(k, f, batch)
+                batch = []
+        if batch:
+            await self._post_batch(k, f, batch)
+        await self._finish(sftp, f)
+
+    async def _restage(self, sftp: SftpClient, f: FileRow) -> FileRow:
+        """The staged copy is gone (cleaned up, another machine): fetch it again and check it."""
+        local = await sftp.download(f.remote_path, self.staging)
+        if local.sha256 != f.sha256:
+            local.path.unlink(missing_ok=True)
+            raise FatalError(f"{f.remote_path} changed on the server while it was being posted (sha256 differs)")
+        self.ledger.update_file(f.id, local_path=str(local.path))
+        return self.ledger.file(f.id) or f
+
+    async def _post_batch(self, k: KineticClient, f: FileRow, batch: list[Parsed]) -> None:
+        self.lease.renew()
+        self.ledger.mark_sending(f.id, [r.idx for r in batch])
+        failpoint("inbound.after-sending")
+        poster = await self._prepare(k, batch)
+        sem = asyncio.Semaphore(self.flow.concurrency)
+        outcomes: dict[int, tuple[int, str, dict[str, Any], str | None]] = {}
+        stop: list[BaseException] = []
+
+        async def one(rec: Parsed) -> None:
+            if stop:
+                return
+            try:
+                keys = await poster(rec)
+                outcomes[rec.idx] = (rec.idx, "posted", keys, None)
+            except UnknownOutcomeError as exc:
+                outcomes[rec.idx] = (rec.idx, "unknown", {}, str(exc))
+            except (RecordError, FatalError, NotFoundError) as exc:
+                outcomes[rec.idx] = (rec.idx, "failed", {}, f"{rec.position}: {exc}")
+            except (TransientError, ConnectError) as exc:
+                stop.append(exc)  # Kinetic is unreachable: settle what finished, fail the run cleanly
+
+        async def chain(recs: list[Parsed]) -> None:
+            async with sem:
+                for rec in recs:  # the same natural key twice in a batch: strictly in file order
+                    await one(rec)
+
+        groups: dict[str, list[Parsed]] = {}
+        for rec in batch:
+            groups.setdefault(rec.key or f"#{rec.idx}", []).append(rec)
+        await asyncio.gather(*(chain(g) for g in groups.values()))
+        failpoint("inbound.after-post")
+        settled = [outcomes[r.idx] for r in batch if r.idx in outcomes]
+        with self.ctx.store.session() as s, s.begin():
+            self.ledger.settle_records(f.id, settled, session=s)
+            for idx, state, keys, error in settled:
+                self.audit(
+                    f"record.{state}",
+                    subject=f"{f.name}: {next(r.position for r in batch if r.idx == idx)}",
+                    outcome={"posted": "ok", "unknown": "warning"}.get(state, "error"),
+                    details={"file_id": f.id, "idx": idx, "keys": keys, **({"error": error} if error else {})},
+                )
+            self.audit.flush(s)
+        for _, state, _, _ in settled:
+            self.result.bump(f"records_{state}")
+        self.ctx.progress.advance(records=len(settled))
+        if stop:
+            raise stop[0]
+
+    async def _prepare(self, k: KineticClient, batch: list[Parsed]) -> Callable[[Parsed], Awaitable[dict[str, Any]]]:
+        """Batched lookups for a batch, and the function that posts one record."""
+        entity = self.flow.entity
+        if entity == "vendors":
+            found = await k.find("vendors", [r.fields for r in batch if r.fields])
+            first_of_key: set[str] = set()
+
+            async def vendor(rec: Parsed) -> dict[str, Any]:
+                assert rec.fields is not None
+                key = str(rec.fields.get("VendorID", ""))
+                if not key:
+                    raise RecordError("VendorID is required")
+                looked_up = key not in first_of_key  # a repeat of a key in this batch looks again
+                first_of_key.add(key)
+                row, created = await k.upsert(
+                    "vendors", dict(rec.fields), found.get((key,)) if looked_up else None, looked_up=looked_up
+                )
+                return {"VendorNum": row["VendorNum"], "VendorID": key, "created": created}
+
+            return vendor
+        if entity == "ap-invoices":
+            ids = sorted({str(r.fields.get("VendorNumVendorID", "")) for r in batch if r.fields})
+            vendors = await k.find_vendors([i for i in ids if i])
+            keyed = []
+            for r in batch:
+                assert r.fields is not None
+                v = vendors.get(str(r.fields.get("VendorNumVendorID", "")))
+                if v is not None:
+                    keyed.append({"VendorNum": v["VendorNum"], "InvoiceNum": r.fields.get("InvoiceNum")})
+            found = await k.find("ap-invoices", keyed) if keyed else {}
+            seen: set[tuple[Any, ...]] = set()
+
+            async def invoice(rec: Parsed) -> dict[str, Any]:
+                assert rec.fields is not None
+                fields = dict(rec.fields)
+                vid = str(fields.pop("VendorNumVendorID", ""))
+                v = vendors.get(vid)
+                if v is None:
+                    raise RecordError(f"vendor {vid!r} does not exist in Kinetic")
+                fields["VendorNum"] = v["VendorNum"]
+                key = (v["VendorNum"], fields.get("InvoiceNum"))
+                looked_up = key not in seen
+                seen.add(key)
+                row, created = await k.upsert(
+                    "ap-invoices", fields, found.get(key) if looked_up else None, looked_up=looked_up
+                )
+                return {"VendorNum": row["VendorNum"], "InvoiceNum": row["InvoiceNum"], "created": created}
+
+            return invoice
+        if entity == "cash-receipts":
+            return await self._prepare_cash(k, batch)
+        if entity == "ap-payments":
+            group = self.flow.constants["GroupID"]
+
+            async def payment(rec: Parsed) -> dict[str, Any]:
+                assert rec.fields is not None
+                advice: PaymentAdvice = rec.fields["advice"]
+                if not advice.payee_id:
+                    raise RecordError("N1*PE has no vendor id (N104): the payee cannot be matched")
+                try:
+                    check = int(advice.trace_number)
+                except ValueError:
+                    raise RecordError(f"TRN02 {advice.trace_number!r} is not a check number") from None
+                head, created = await k.create_payment(
+                    group_id=group,
+                    vendor_id=advice.payee_id,
+                    check_num=check,
+                    check_date=f"{advice.payment_date.isoformat()}T00:00:00" if advice.payment_date else None,
+                    amount=advice.amount,
+                    lines=[(ln.invoice_num, ln.paid) for ln in advice.lines],
+                )
+                return {"HeadNum": head, "CheckNum": check, "created": created}
+
+            return payment
+        if entity == "acknowledgments":
+
+            async def ack(rec: Parsed) -> dict[str, Any]:
+                assert rec.fields is not None
+                return self._apply_ack(rec.fields)
+
+            return ack
+        raise FatalError(f"entity {entity} cannot be posted")  # pragma: no cover - config forbids it
+
+    async def _prepare_cash(
+        self, k: KineticClient, batch: list[Parsed]
+    ) -> Callable[[Parsed], Awaitable[dict[str, Any]]]:
+        invoices: set[int] = set()
+        for r in batch:
+            assert r.fields is not None
+            for ln in r.fields["advice"].lines:
+                if ln.invoice_num.isdigit():
+                    invoices.add(int(ln.invoice_num))
+        customers: dict[int, int] = {}
+        if invoices:
+            rows = await k.query(
+                "Erp.BO.ARInvoiceSvc",
+                "ARInvoices",
+                filter=odata.any_of("InvoiceNum", sorted(invoices)),
+                select=["InvoiceNum", "CustNum"],
+                top=len(invoices) + 1,
+            )
+            customers = {int(r["InvoiceNum"]): int(r["CustNum"]) for r in rows}
+        group = self.flow.constants["GroupID"]
+
+        async def receipt(rec: Parsed) -> dict[str, Any]:
+            assert rec.fields is not None
+            advice: PaymentAdvice = rec.fields["advice"]
+            nums = []
+            for ln in advice.lines:
+                if not ln.invoice_num.isdigit() or int(ln.invoice_num) not in customers:
+                    raise RecordError(f"RMR02 invoice {ln.invoice_num!r} is not an AR invoice in Kinetic")
+                nums.append(int(ln.invoice_num))
+            if not nums:
+                raise RecordError("the 820 has no RMR invoice lines to apply")
+            fields = {
+                "GroupID": group,
+                "CustNum": customers[nums[0]],
+                "CheckRef": advice.trace_number[:30],
+                "TranType": "PayInv",
+                "TranAmt": advice.amount,
+                "DocTranAmt": advice.amount,
+                **({"TranDate": f"{advice.payment_date.isoformat()}T00:00:00"} if advice.payment_date else {}),
+                **{k2: v for k2, v in self.flow.constants.items() if k2 != "GroupID"},
+            }
+            head, created = await k.upsert("cash-receipts", fields)
+            for ln, num in zip(advice.lines, nums, strict=True):
+                await k.apply_cash(head, num, ln.paid)
+            return {"GroupID": head["GroupID"], "HeadNum": head["HeadNum"], "created": created}
+
+        return receipt
+
+    def _apply_ack(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """A partner's 997/TA1 line: mark our outbound interchange (and file) accepted or rejected."""
+        status = fields["status"]
+        ours, theirs = fields["ours"], fields["theirs"]  # the ack travels partner -> us
+        verdict = "accepted" if status.accepted else "rejected"
+        found = None
+        if status.interchange:
+            found = self.ledger.interchange("outbound", ours, theirs, status.interchange.zfill(9))
+        elif status.group:
+            found = self.ledger.outbound_by_group(ours, theirs, status.group)
+        if found is None:
+            raise RecordError(
+                f"no outbound interchange from {ours} to {theirs} matches this {status.kind} "
+                f"({'interchange ' + status.interchange if status.interchange else 'group ' + str(status.group)})"
+            )
+        if status.set_control is None:  # the group or interchange verdict decides the file
+            groups = found["groups"]
+            if status.group and status.group in groups:
+                groups[status.group] = {**groups[status.group], "state": verdict, "codes": list(status.errors)}
+            self.ledger.set_interchange_state(found["id"], verdict, groups)
+            if found["file_id"] is not None:
+                self.ledger.update_file(
+                    found["file_id"],
+                    details={"ack": verdict, "ack_kind": status.kind, "ack_codes": list(status.errors)},
+                )
+                self.audit(
+                    f"x12.{verdict}",
+                    subject=f"file {found['file_id']}",
+                    outcome="ok" if status.accepted else "error",
+                    details={"kind": status.kind, "codes": list(status.errors)},
+                )
+        return {"interchange_id": found["id"], "file_id": found["file_id"], "verdict": verdict}
+
+    # --- finishing ------------------------------------------------------------------------------
+
+    async def _finish(self, sftp: SftpClient, f: FileRow) -> None:
+        states = self.ledger.record_states(f.id)
+        open_ = sum(states.get(s, 0) for s in OPEN_RECORDS)
+        if open_:
+            self.result.bump("files_open")
+            self.audit(
+                "file.unsettled", subject=f.remote_path, outcome="warning", details={"file_id": f.id, "records": states}
+            )
+            self.audit.flush()
+            return  # unknown outcomes: the next run settles them by lookup before any retry
+        failed = states.get("failed", 0)
+        error = failed and self.flow.on_failed_records == "error"
+        sidecar = None
+        if failed:
+            rows = self.ledger.records(f.id, ["failed"])[:1000]
+            sidecar = {
+                "reason": f"{failed} of {sum(states.values())} records failed",
+                "problems": [{"where": f"{f.name}: {r.position}", "message": r.error or ""} for r in rows],
+            }
+            self.audit(
+                "alert.records_failed",
+                subject=f.remote_path,
+                outcome="error",
+                details={"file_id": f.id, "failed": failed},
+            )
+        moved = await self._move(
+            sftp, f, self.flow.error_folder if error else self.flow.archive_folder, sidecar=sidecar
+        )
+        final = "error" if failed else "done"
+        with self.ctx.store.session() as s, s.begin():
+            self.ledger.update_file(
+                f.id,
+                session=s,
+                state=final,
+                error=sidecar["reason"] if sidecar else None,
+                details={"records_state": states, "moved_to": moved},
+            )
+            self.audit(
+                f"file.{final}",
+                subject=f.remote_path,
+                outcome="ok" if final == "done" else "error",
+                details={"file_id": f.id, "records": states, "moved_to": moved},
+            )
+            self.audit.flush(s)
+        failpoint("inbound.after-finish")
+        self.result.bump(f"files_{final}")
+        self.result.files.append({"id": f.id, "name": f.name, "state": final, "records": states, "moved_to": moved})
+        self.ctx.progress.note(f"{f.name}: {final} ({', '.join(f'{v} {k}' for k, v in sorted(states.items()))})")
+
+    async def _reject(self, sftp: SftpClient, f: FileRow, reason: str, problems: list[dict[str, str]]) -> None:
+        """The whole file to the error folder with ``NAME.error.json``, and an alert."""
+        self.audit(
+            "alert.file_rejected",
+            subject=f.remote_path,
+            outcome="error",
+            details={"file_id": f.id, "reason": reason, "problems": problems[:20]},
+        )
+        moved = await self._move(sftp, f, self.flow.error_folder, sidecar={"reason": reason, "problems": problems})
+        with self.ctx.store.session() as s, s.begin():
+            self.ledger.update_file(
+                f.id, session=s, state="error", error=reason, details={"problems": problems[:20], "moved_to": moved}
+            )
+            self.audit(
+                "file.error",
+                subject=f.remote_path,
+                outcome="error",
+                details={"file_id": f.id, "reason": reason, "moved_to": moved},
+            )
+            self.audit.flush(s)
+        self.result.bump("files_error")
+        self.result.files.append({"id": f.id, "name": f.name, "state": "error", "reason": reason, "moved_to": moved})
+        self.ctx.progress.note(f"{f.name}: error ({reason})")
+
+    async def _move(
+        self, sftp: SftpClient, f: FileRow, folder: str | None, sidecar: dict[str, Any] | None = None
+    ) -> str | None:
+        """Move the remote file out of the inbound folder (if a folder is set) + write its sidecar."""
+        if folder is None:
+            return None
+        moved: str | None
+        try:
+            moved = await sftp.move(f.remote_path, folder)
+        except NotFoundError:
+            moved = None  # already moved by a run that crashed before recording it
+        if sidecar is not None:
+            body = {
+                "file": f.name,
+                "remote_path": f.remote_path,
+                "flow": self.name,
+                "file_id": f.id,
+                "sha256": f.sha256,
+                "size": f.size,
+                "at": datetime.now(UTC).isoformat(),
+                **sidecar,
+            }
+            name = (moved.rsplit("/", 1)[-1] if moved else f.name) + ".error.json"
+            if not await sftp.exists(join(folder, name)):
+                data = json.dumps(body, indent=2, default=json_safe).encode()
+                await sftp.write_bytes_atomic(data, folder, name, self.staging / "sidecars")
+        return moved
+
+    # --- dry run --------------------------------------------------------------------------------
+
+    async def _dry_run(self) -> RunResult:
+        """List, download to scratch and parse; show what would be posted. Nothing is changed."""
+        self.result.state = "dry-run"
+        scratch = self.ctx.staging / "dry-run" / self.name
+        audit = AuditBuffer(self.ctx.store, self.name, None)
+        audit.limit = 10**9  # never written
+        async with self.ctx.sftp(self.flow.sftp, audit) as sftp:
+            listing = await sftp.list_ready(
+                self.flow.folder,
+                pattern=self.flow.pattern,
+                pattern_type=self.flow.pattern_type,
+                settle_s=0,
+                max_files=self.flow.max_files_per_poll,
+            )
+            for remote in listing.ready:
+                local = await sftp.download(remote, scratch)
+                fake = FileRow(
+                    0,
+                    self.name,
+                    "inbound",
+                    remote.path,
+                    remote.size,
+                    remote.mtime,
+                    local.sha256,
+                    "downloaded",
+                    str(local.path),
+                    None,
+                    None,
+                    {},
+                    datetime.now(UTC),
+                    datetime.now(UTC),
+                )
+                entry: dict[str, Any] = {"name": remote.name, "records": 0, "bad": 0, "problems": []}
+                try:
+                    recs = self._read_x12(fake).records if isinstance(self.fmt, X12Format) else self._records(fake)
+                    for rec in recs:
+                        entry["records"] += 1
+                        if rec.error:
+                            entry["bad"] += 1
+                            if len(entry["problems"]) < 5:
+                                entry["problems"].append(f"{rec.position}: {rec.error}")
+                        elif len(self.result.preview) < 5 and rec.fields:
+                            self.result.preview.append(
+                                {k: json_safe(v) for k, v in rec.fields.items() if k not in ("advice", "status")}
+                                or {"record": rec.position}
+                            )
+                except (FileRejected, FormatError) as exc:
+                    entry["error"] = str(exc)
+                local.path.unlink(missing_ok=True)
+                self.result.files.append(entry)
+                self.result.bump("records", entry["records"])
+        return self.result
+
+
+def _chain(first: Parsed | None, rest: Iterator[Parsed]) -> Iterator[Parsed]:
+    if first is not None:
+        yield first
+    yield from rest
+
+
+async def run_inbound(ctx: RunContext, name: str, flow: InboundFlow, *, dry_run: bool = False) -> RunResult:
+    return await InboundRun(ctx, name, flow, dry_run=dry_run).run()

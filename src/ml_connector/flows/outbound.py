@@ -1,0 +1,452 @@
+"""Outbound run (DESIGN.md section 2): Kinetic changes -> file -> partner SFTP, exactly once.
+
+lock -> recover pending intents -> read watermark -> keyset extract -> streaming render to
+staging -> intent (name, sha256, size, new watermark, control numbers) -> atomic upload ->
+one transaction: file delivered + watermark + audit. A crash anywhere re-runs safely: a pending
+intent is completed (the remote final name is checked) or re-sent byte-identical from staging;
+the watermark never moves past records that were not delivered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import string
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ..config import CsvFormat, FixedWidthFormat, OutboundFlow, X12Format
+from ..errors import ConfigError, MLConnectorError, RecordError
+from ..kinetic import KineticClient, odata
+from ..mapping import outbound_mapper, resolve_format, source_fields
+from ..sftp import SftpClient
+from ..sftp.client import join
+from .context import AuditBuffer, Lease, RunContext, RunResult, failpoint
+from .render import CsvRenderer, FixedWidthRenderer, HashingFile, Renderer, X12Renderer
+
+SOURCES: dict[str, tuple[str, str]] = {
+    "vendors": ("Erp.BO.VendorSvc", "Vendors"),
+    "ap-invoices": ("Erp.BO.APInvoiceSvc", "APInvoices"),
+    "ap-payments": ("Erp.BO.PaymentEntrySvc", "PaymentEntries"),
+    "cash-receipts": ("Erp.BO.CashRecSvc", "CashRecs"),
+}
+PAYMENT_FIELDS = ["HeadNum", "CheckNum", "CheckDate", "CheckAmt", "DocCheckAmt", "VendorNum", "CurrencyCode", "Name"]
+TIEBREAK = "SysRevID"
+
+
+def file_name(template: str, *, flow: str, run_id: str, seq: int, ext: str, now: datetime) -> str:
+    """``{flow}``, ``{run}``, ``{seq}``, ``{ext}``, ``{now:%Y%m%d}`` filled in; unknown keys refused."""
+    values = {"flow": flow, "run": run_id[:8], "seq": seq, "ext": ext, "now": now}
+    try:
+        return string.Formatter().vformat(template, (), values)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(
+            f"filename {template!r}: {exc} (use {{flow}}, {{run}}, {{seq}}, {{ext}}, {{now:%Y%m%d}})"
+        ) from None
+
+
+def _encode(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, default=str)
+
+
+def _decode(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass
+class _Open:
+    """The file being rendered."""
+
+    renderer: Renderer
+    local: Path
+    name: str
+    seq: int
+    last: tuple[Any, Any] | None = None
+    control: dict[str, Any] = field(default_factory=dict)
+
+
+class OutboundRun:
+    def __init__(self, ctx: RunContext, name: str, flow: OutboundFlow, *, dry_run: bool = False) -> None:
+        self.ctx, self.name, self.flow, self.dry_run = ctx, name, flow, dry_run
+        self.fmt = resolve_format(flow)
+        self.result = RunResult(name, "outbound", None, "running")
+        self.run_id = "dry-run"
+        self.audit: AuditBuffer = AuditBuffer(ctx.store, name, None)
+        self.staging = ctx.staging / "outbound" / name
+        self.cursor = flow.cursor_field
+        self.tiebreak: str | None = None if self.cursor == TIEBREAK else TIEBREAK
+        self.now = datetime.now(ZoneInfo(flow.timezone))
+        self.lease = Lease(ctx, name)
+        self.partner_key = ""
+        if isinstance(self.fmt, X12Format):
+            p = self.fmt.partner
+            self.partner_key = f"{p.sender_qualifier}:{p.sender_id}>{p.receiver_qualifier}:{p.receiver_id}"
+
+    # --- entry ----------------------------------------------------------------------------------
+
+    async def run(self) -> RunResult:
+        if self.dry_run:
+            return await self._dry_run()
+        ctx, ledger = self.ctx, self.ctx.store.ledger
+        if not self.lease.acquire():
+            self.result.state = "locked"
+            self.result.error = f"flow {self.name} is running in another process"
+            return self.result
+        crashed = ledger.abandon_stale_runs(self.name)
+        self.run_id = ledger.start_run(self.name, "outbound", ctx.trigger)
+        self.result.run_id = self.run_id
+        self.audit = AuditBuffer(ctx.store, self.name, self.run_id)
+        self.audit("run.start", subject=self.name, details={"trigger": ctx.trigger, "crashed_runs": crashed})
+        state, error = "failed", None
+        try:
+            async with ctx.kinetic(self.flow.epicor, self.audit, self.name, self.run_id) as k:
+                sftp = ctx.sftp(self.flow.sftp, self.audit)
+                try:
+                    await self._recover(sftp)
+                    await self._extract_and_deliver(k, sftp)
+                finally:
+                    await sftp.close()
+            state = "succeeded"
+        except MLConnectorError as exc:
+            error = str(exc)
+            self.result.counts["exit_code"] = exc.exit_code
+            self.audit("run.error", subject=self.name, outcome="error", details={"error": error})
+        finally:
+            self.result.state, self.result.error = state, error
+            counts = {k: v for k, v in self.result.counts.items() if k != "exit_code"}
+            self.audit(
+                "run.end",
+                subject=self.name,
+                outcome="ok" if state == "succeeded" else "error",
+                details={"state": state, **counts},
+            )
+            self.audit.flush()
+            ledger.finish_run(self.run_id, state, counts, error)
+            self.lease.release()
+        return self.result
+
+    # --- recovery -------------------------------------------------------------------------------
+
+    async def _recover(self, sftp: SftpClient) -> None:
+        """Finish what a crashed run started: every pending intent ends delivered or abandoned."""
+        ledger = self.ctx.store.ledger
+        abandoned = False
+        for f in ledger.files(flow=self.name, direction="outbound", states=["intent"]):
+            d = f.details
+            folder, name = d["folder"], d["name"]
+            local = Path(f.local_path or "")
+            intact = local.is_file() and _sha256(local) == f.sha256
+            if await sftp.final_matches(folder, name, f.size):
+                final, how = join(folder, name), "already on the server"
+            elif intact:
+                final = await sftp.upload_atomic(
+                    local, folder, name, on_conflict=self.flow.on_conflict, sha256=f.sha256
+                )
+                how = "re-sent byte-identical"
+            else:
+                ledger.update_file(
+                    f.id,
+                    state="abandoned",
+                    error="the staged copy was lost before it reached the server; "
+                    "its records are sent again (the watermark did not move)",
+                )
+                self.audit("file.abandoned", subject=join(folder, name), outcome="warning", details={"file_id": f.id})
+                abandoned = True
+                continue
+            self._commit(f.id, final, d, f.size, f.sha256 or "", move_watermark=not abandoned, how=how)
+            self.result.bump("recovered")
+            self.ctx.progress.note(f"recovered {final} ({how})")
+            local.unlink(missing_ok=True)
+        # Staged files no intent refers to are renders a crash interrupted: nothing was sent.
+        if self.staging.is_dir():
+            for leftover in self.staging.iterdir():
+                leftover.unlink(missing_ok=True)
+
+    # --- extract, render, deliver ---------------------------------------------------------------
+
+    def _watermark(self) -> tuple[Any, Any]:
+        wm = self.ctx.store.watermarks.get_full(self.name)
+        if wm is None:
+            return None, None
+        field_name, value, tiebreak = wm
+        if field_name != self.cursor:
+            raise ConfigError(
+                f"flow {self.name}: its watermark is on {field_name} but the flow now uses cursor {self.cursor}; "
+                f"reset it with 'ml-connector flows reset {self.name}' to send everything again"
+            )
+        return _decode(value), _decode(tiebreak)
+
+    def _select(self) -> list[str] | None:
+        if self.flow.entity == "ap-payments" and isinstance(self.fmt, X12Format):
+            return PAYMENT_FIELDS
+        assert isinstance(self.fmt, CsvFormat | FixedWidthFormat)
+        return [f for f in source_fields(self.fmt.columns) if f != "Vendor"]
+
+    async def _pages(self, k: KineticClient) -> Any:
+        service, entity_set = SOURCES[self.flow.entity]
+        after, after_tb = self._watermark()
+        async for page in k.extract(
+            service,
+            entity_set,
+            cursor=self.cursor,
+            after=after,
+            after_tiebreak=after_tb,
+            page_size=self.flow.page_size,
+            select=self._select(),
+            extra_filter=self.flow.filter,
+            tiebreak=self.tiebreak,
+        ):
+            if self.flow.entity == "ap-payments" and isinstance(self.fmt, X12Format):
+                await self._attach_payment_details(k, page)
+            yield page
+
+    async def _attach_payment_details(self, k: KineticClient, page: list[dict[str, Any]]) -> None:
+        """APTran lines and the vendor of each CheckHed in the page: two batched reads per page."""
+        service = SOURCES["ap-payments"][0]
+        heads = [r["HeadNum"] for r in page]
+        lines: dict[Any, list[dict[str, Any]]] = {h: [] for h in heads}
+        async for trans in k.extract(
+            service,
+            "APTrans",
+            cursor="HeadNum",
+            after=None,
+            tiebreak="APTranNo",
+            extra_filter=odata.any_of("HeadNum", heads),
+            page_size=1000,
+        ):
+            for t in trans:
+                lines.setdefault(t["HeadNum"], []).append(t)
+        nums = sorted({r["VendorNum"] for r in page})
+        vendors = {
+            v["VendorNum"]: v
+            for v in await k.query(
+                "Erp.BO.VendorSvc",
+                "Vendors",
+                filter=odata.any_of("VendorNum", nums),
+                select=["VendorNum", "VendorID", "Name"],
+                top=len(nums) + 1,
+            )
+        }
+        for row in page:
+            row["APTran"] = lines.get(row["HeadNum"], [])
+            row["Vendor"] = vendors.get(row["VendorNum"], {})
+
+    def _open(self, seq: int) -> _Open:
+        self.staging.mkdir(parents=True, exist_ok=True)
+        fmt = self.fmt
+        ext = "csv" if isinstance(fmt, CsvFormat) else "x12" if isinstance(fmt, X12Format) else "txt"
+        name = file_name(self.flow.filename, flow=self.name, run_id=self.run_id, seq=seq, ext=ext, now=self.now)
+        local = Path(tempfile.mkstemp(prefix=f"{self.run_id[:8]}-{seq}-", suffix=".out", dir=self.staging)[1])
+        sink = HashingFile(local)
+        renderer: Renderer
+        control: dict[str, Any] = {}
+        if isinstance(fmt, CsvFormat):
+            renderer = CsvRenderer(sink, fmt)
+        elif isinstance(fmt, FixedWidthFormat):
+            renderer = FixedWidthRenderer(sink, fmt)
+        else:
+            if self.dry_run:
+                isa13 = self.ctx.store.control_numbers.peek(self.partner_key, "ISA") + 1
+                gs06 = self.ctx.store.control_numbers.peek(self.partner_key, "GS") + 1
+            else:  # allocated before the intent: a crash here leaves a gap, never a reuse
+                isa13 = self.ctx.store.control_numbers.allocate(self.partner_key, "ISA")[0]
+                gs06 = self.ctx.store.control_numbers.allocate(self.partner_key, "GS")[0]
+            renderer = X12Renderer(
+                sink, fmt, isa13=isa13, gs06=gs06, when=self.now.astimezone(UTC), constants=self.flow.constants
+            )
+            control = {"isa13": f"{isa13:09d}", "gs06": str(gs06)}
+        return _Open(renderer, local, name, seq, control=control)
+
+    async def _extract_and_deliver(self, k: KineticClient, sftp: SftpClient | None) -> None:
+        mapper = None if isinstance(self.fmt, X12Format) else outbound_mapper(self.fmt.columns)
+        progress = self.ctx.progress
+        progress.phase(f"extract {self.flow.entity}")
+        current: _Open | None = None
+        seq = 0
+        failure: RecordError | None = None
+        async for page in self._pages(k):
+            self.lease.renew() if not self.dry_run else None
+            for row in page:
+                if current is None:
+                    seq += 1
+                    current = self._open(seq)
+                where = f"{self.flow.entity} {self.cursor}={row.get(self.cursor)}"
+                try:
+                    current.renderer.write(mapper(row, where) if mapper else row, where)
+                except RecordError as exc:
+                    failure = RecordError(f"{where}: {exc}")
+                    break
+                current.last = (row.get(self.cursor), row.get(self.tiebreak) if self.tiebreak else None)
+                self.result.bump("records")
+                if self.flow.split_every and current.renderer.records >= self.flow.split_every:
+                    await self._deliver(current, sftp)
+                    current = None
+            progress.advance(records=len(page))
+            if failure is not None:
+                break
+        if current is not None and current.renderer.records:
+            await self._deliver(current, sftp)
+        elif current is not None:
+            current.renderer.finish()
+            current.local.unlink(missing_ok=True)
+        if failure is not None:
+            # Everything before the bad record went out; the watermark stops just before it, so
+            # it is retried (and reported) by every run until the mapping or the data is fixed.
+            self.audit("record.error", subject=str(failure), outcome="error")
+            raise failure
+        if seq == 0:
+            self.audit(
+                "run.no_changes",
+                subject=self.name,
+                outcome="info",
+                details={"cursor": self.cursor, "policy": self.flow.on_no_changes},
+            )
+            self.result.counts.setdefault("records", 0)
+            if self.flow.on_no_changes == "empty-file":
+                empty = self._open(1)
+                await self._deliver(empty, sftp)
+
+    async def _deliver(self, current: _Open, sftp: SftpClient | None) -> None:
+        renderer = current.renderer
+        renderer.finish()
+        sink = renderer.sink
+        details: dict[str, Any] = {
+            "folder": self.flow.folder,
+            "name": current.name,
+            "records": renderer.records,
+            "cursor": self.cursor,
+            "watermark": [_encode(current.last[0]), _encode(current.last[1])] if current.last else None,
+            **(
+                {"x12": {**current.control, "sets": getattr(renderer, "sets", []), "partner": self.partner_key}}
+                if current.control
+                else {}
+            ),
+        }
+        if self.dry_run or sftp is None:
+            self.result.files.append(
+                {
+                    "name": current.name,
+                    "records": renderer.records,
+                    "size": sink.size,
+                    "sha256": sink.sha256,
+                    "local": str(current.local),
+                }
+            )
+            return
+        ledger = self.ctx.store.ledger
+        file_id = ledger.record_intent(
+            flow=self.name,
+            run_id=self.run_id,
+            remote_path=join(self.flow.folder, current.name),
+            local_path=str(current.local),
+            sha256=sink.sha256,
+            size=sink.size,
+            details=details,
+        )
+        failpoint("outbound.after-intent")
+        self.ctx.progress.phase(f"upload {current.name}", total=sink.size)
+        final = await sftp.upload_atomic(
+            current.local, self.flow.folder, current.name, on_conflict=self.flow.on_conflict, sha256=sink.sha256
+        )
+        failpoint("outbound.after-upload")
+        self.ctx.progress.advance(files=1, nbytes=sink.size)
+        self._commit(file_id, final, details, sink.size, sink.sha256, move_watermark=True, how="uploaded")
+        failpoint("outbound.after-commit")
+        current.local.unlink(missing_ok=True)
+
+    def _commit(
+        self,
+        file_id: int,
+        final: str,
+        details: dict[str, Any],
+        size: int,
+        sha256: str,
+        *,
+        move_watermark: bool,
+        how: str,
+    ) -> None:
+        """Outbound step 6: delivered + watermark + audit, in one transaction."""
+        store = self.ctx.store
+        with store.session() as s, s.begin():
+            extra: dict[str, Any] = {"delivered_at": store.clock().isoformat(), "how": how}
+            x12 = details.get("x12")
+            if x12:
+                extra["ack"] = "pending"
+                sender, _, receiver = x12["partner"].partition(">")
+                store.ledger.add_interchange(
+                    direction="outbound",
+                    sender=sender,
+                    receiver=receiver,
+                    control_number=x12["isa13"],
+                    file_id=file_id,
+                    groups={x12["gs06"]: {"sets": x12["sets"], "state": "sent"}},
+                    state="sent",
+                    session=s,
+                )
+            store.ledger.update_file(file_id, session=s, state="delivered", remote_path=final, details=extra)
+            wm = details.get("watermark")
+            if move_watermark and wm:
+                store.watermarks.set(self.name, details["cursor"], wm[0], tiebreak=wm[1], run_id=self.run_id, session=s)
+            self.audit(
+                "file.delivered",
+                subject=final,
+                details={
+                    "file_id": file_id,
+                    "size": size,
+                    "sha256": sha256,
+                    "records": details["records"],
+                    "how": how,
+                    "watermark": wm,
+                },
+            )
+            self.audit.flush(s)
+        self.result.bump("files")
+        self.result.bump("bytes", size)
+        self.result.files.append(
+            {"id": file_id, "remote_path": final, "records": details["records"], "size": size, "how": how}
+        )
+        self.ctx.progress.note(f"delivered {final} ({details['records']} records, {size} bytes)")
+
+    # --- dry run --------------------------------------------------------------------------------
+
+    async def _dry_run(self) -> RunResult:
+        """Extract and render into a scratch folder; no lock, ledger, watermark, upload or audit."""
+        self.result.state = "dry-run"
+        self.staging = self.ctx.staging / "dry-run" / self.name
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self.audit = _NullAudit(self.ctx.store, self.name, None)
+        mapper = None if isinstance(self.fmt, X12Format) else outbound_mapper(self.fmt.columns)
+        async with self.ctx.kinetic(self.flow.epicor, self.audit, self.name, None) as k:
+            first = True
+            async for page in self._pages(k):
+                if first and mapper:
+                    self.result.preview = [mapper(r, "preview") for r in page[:5]]
+                    first = False
+                break
+            await self._extract_and_deliver(k, None)
+        return self.result
+
+
+class _NullAudit(AuditBuffer):
+    def __call__(self, kind: str, **kw: Any) -> None:
+        return None
+
+    def flush(self, session: Any = None) -> None:
+        return None
+
+
+async def run_outbound(ctx: RunContext, name: str, flow: OutboundFlow, *, dry_run: bool = False) -> RunResult:
+    return await OutboundRun(ctx, name, flow, dry_run=dry_run).run()

@@ -270,7 +270,8 @@ class InboundRun:
         try:
             sets, reader = read_x12(data, name=f.name)
         except X12ParseError as exc:
-            raise FileRejected(str(exc), [{"where": f.name, "message": str(exc)}]) from None
+            message = str(exc) if str(exc).startswith(f.name) else f"{f.name}: {exc}"
+            raise FileRejected(message, [{"where": f.name, "message": str(exc)}]) from None
         out = X12Parse(sets, reader.interchanges)
         if self.flow.entity == "acknowledgments":
             first = reader.interchanges[0] if reader.interchanges else None

@@ -58,7 +58,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import StaticPool
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -387,6 +387,8 @@ class KineticSandbox:
         else:
             try:
                 params = json.loads(await request.body() or b"{}")
+            except ClientDisconnect:  # the caller went away (killed) before sending its body
+                return Response(status_code=499)
             except json.JSONDecodeError:
                 raise EpicorError(400, "Request body is not JSON", API_EXCEPTION) from None
         result = self._method(spec, name, params)

@@ -112,9 +112,11 @@ def test_outbound_survives_sigkill_at_random_moments(sqlite_env: Env) -> None:
         assert pending == 0 or result.counts.get("recovered", 0) + _abandoned(env) >= pending
         _outbound_check(env)
     totals = _outbound_check(env)
-    print(f"\noutbound crash trials: {TRIALS} (one run = {full:.2f} s); {dict(outcomes)}; "
-          f"pending intents completed on restart: {recovered}; files {totals['files']}, "
-          f"records {totals['records']}; duplicates 0, missing 0")
+    print(
+        f"\noutbound crash trials: {TRIALS} (one run = {full:.2f} s); {dict(outcomes)}; "
+        f"pending intents completed on restart: {recovered}; files {totals['files']}, "
+        f"records {totals['records']}; duplicates 0, missing 0"
+    )
     assert outcomes["killed"] >= TRIALS // 2, "most trials must actually kill a running process"
 
 
@@ -210,9 +212,11 @@ def test_inbound_survives_sigkill_at_random_moments(sqlite_env: Env) -> None:
         assert result.state == "succeeded", (result.error, result.counts)
         _inbound_check(env, expected, dropped)
     totals = _inbound_check(env, expected, dropped)
-    print(f"\ninbound crash trials: {TRIALS} (one run = {full:.2f} s); {dict(outcomes)}; "
-          f"left open by kills and finished on restart: {dict(states_at_kill)}; {totals}; "
-          f"duplicates 0, lost 0, every file done once")
+    print(
+        f"\ninbound crash trials: {TRIALS} (one run = {full:.2f} s); {dict(outcomes)}; "
+        f"left open by kills and finished on restart: {dict(states_at_kill)}; {totals}; "
+        f"duplicates 0, lost 0, every file done once"
+    )
     assert outcomes["killed"] >= TRIALS // 2
 
 

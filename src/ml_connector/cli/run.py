@@ -53,8 +53,6 @@ class RichProgress(RunProgress):
         self.console.print(text, highlight=False, markup=False)
 
 
-
-
 def run_command(home: Home, store: Store, name: str, flow: OutboundFlow | InboundFlow, *, dry_run: bool,
                 as_json: bool, console: Console, trigger: str = "cli") -> int:  # fmt: skip
     progress = RichProgress(console if not as_json else Console(quiet=True))

@@ -232,7 +232,14 @@ class KineticClient:
         while True:
             attempt += 1
             started = time.monotonic()
-            headers = await self._headers()
+            try:
+                headers = await self._headers()
+            except TransientError as exc:  # the token request itself was throttled or cut
+                if attempt >= self.options.attempts:
+                    raise
+                cap = min(self.options.backoff_max_s, self.options.backoff_s * 2 ** (attempt - 1))
+                await self._sleep(max(getattr(exc, "retry_after", None) or 0.0, self._rng.uniform(0, cap)))
+                continue
             try:
                 if content is not None:
                     headers["Content-Type"] = "application/json"

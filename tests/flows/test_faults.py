@@ -19,7 +19,7 @@ from .test_crash import INBOUND, OUTBOUND
 
 
 def _vendors(n: int, tag: str) -> str:
-    rows = [f"{'V%04d' % (i + 1) if i < 6 else f'L{tag}{i:04d}'},Vendor {tag} {i},Town {i}" for i in range(n)]
+    rows = [f"{f'V{i + 1:04d}' if i < 6 else f'L{tag}{i:04d}'},Vendor {tag} {i},Town {i}" for i in range(n)]
     return "VendorID,Name,City\r\n" + "".join(r + "\r\n" for r in rows)
 
 

@@ -141,7 +141,7 @@ def test_payments_to_x12_820_with_persisted_control_numbers(env: Env) -> None:
     advice, _ = interpret_820(sets[0])
     assert advice is not None and advice.amount == Decimal("100.00") and advice.method == "ACH"
     assert advice.payer_name == "Epicor Demo Co" and advice.payee_id == "V0004"
-    assert [ln.invoice_num for ln in advice.lines][0].startswith("GEN")
+    assert next(ln.invoice_num for ln in advice.lines).startswith("GEN")
     ic = reader.interchanges[0]
     assert ic.control_number == "000000001" and ic.sender == ("ZZ", "DEMOCO")
 

@@ -11,6 +11,8 @@ import signal
 import socket
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -88,13 +90,26 @@ class AuditBuffer:
     def __init__(self, store: Store, flow: str, run_id: str | None, limit: int = 200) -> None:
         self.store, self.flow, self.run_id, self.limit = store, flow, run_id, limit
         self._pending: list[dict[str, Any]] = []
+        self._in_transaction = False
 
     def __call__(self, kind: str, **kw: Any) -> None:
         kw.setdefault("flow", self.flow)
         kw.setdefault("run_id", self.run_id)
         self._pending.append({"kind": kind, **kw})
-        if len(self._pending) >= self.limit:
+        if len(self._pending) >= self.limit and not self._in_transaction:
             self.flush()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A ledger transaction that also writes the pending events; no flush on the side meanwhile
+        (a second connection writing while this one holds SQLite's write lock would deadlock)."""
+        with self.store.session() as s, s.begin():
+            self._in_transaction = True
+            try:
+                yield s
+                self.flush(s)
+            finally:
+                self._in_transaction = False
 
     def flush(self, session: Session | None = None) -> None:
         pending, self._pending = self._pending, []

@@ -202,7 +202,7 @@ class InboundRun:
             return self.ledger.file(f.id) or f
         failpoint("inbound.after-download")
         earlier = self.ledger.same_content(self.name, local.sha256, exclude=f.id)
-        with self.ctx.store.session() as s, s.begin():
+        with self.audit.transaction() as s:
             if earlier is not None and self.flow.on_duplicate == "skip":
                 self.ledger.update_file(
                     f.id,
@@ -229,7 +229,6 @@ class InboundRun:
                     local_path=str(local.path),
                     run_id=self.run_id,
                 )
-            self.audit.flush(s)
         self.result.bump("files_downloaded")
         self.ctx.progress.advance(files=1, nbytes=local.size)
         f = self.ledger.file(f.id) or f
@@ -348,12 +347,11 @@ class InboundRun:
             raise FileRejected(f"{f.name}: the file holds no records", [{"where": f.name, "message": "no records"}])
         for p in problems[:20]:
             self.audit("record.rejected", subject=p["where"], outcome="error", details={"error": p["message"]})
-        with self.ctx.store.session() as s, s.begin():
+        with self.audit.transaction() as s:
             self.ledger.update_file(
                 f.id, session=s, state="parsed", details={"records": total, "bad_records": bad, "acks": acks}
             )
             self.audit("file.parsed", subject=f.remote_path, details={"file_id": f.id, "records": total, "bad": bad})
-            self.audit.flush(s)
         failpoint("inbound.after-parse")
         self.result.bump("records_read", total)
         if bad:
@@ -508,7 +506,7 @@ class InboundRun:
         await asyncio.gather(*(chain(g) for g in groups.values()))
         failpoint("inbound.after-post")
         settled = [outcomes[r.idx] for r in batch if r.idx in outcomes]
-        with self.ctx.store.session() as s, s.begin():
+        with self.audit.transaction() as s:
             self.ledger.settle_records(f.id, settled, session=s)
             for idx, state, keys, error in settled:
                 self.audit(
@@ -517,7 +515,6 @@ class InboundRun:
                     outcome={"posted": "ok", "unknown": "warning"}.get(state, "error"),
                     details={"file_id": f.id, "idx": idx, "keys": keys, **({"error": error} if error else {})},
                 )
-            self.audit.flush(s)
         for _, state, _, _ in settled:
             self.result.bump(f"records_{state}")
         self.ctx.progress.advance(records=len(settled))
@@ -719,7 +716,7 @@ class InboundRun:
             sftp, f, self.flow.error_folder if error else self.flow.archive_folder, sidecar=sidecar
         )
         final = "error" if failed else "done"
-        with self.ctx.store.session() as s, s.begin():
+        with self.audit.transaction() as s:
             self.ledger.update_file(
                 f.id,
                 session=s,
@@ -733,7 +730,6 @@ class InboundRun:
                 outcome="ok" if final == "done" else "error",
                 details={"file_id": f.id, "records": states, "moved_to": moved},
             )
-            self.audit.flush(s)
         failpoint("inbound.after-finish")
         self.result.bump(f"files_{final}")
         self.result.files.append({"id": f.id, "name": f.name, "state": final, "records": states, "moved_to": moved})
@@ -748,7 +744,7 @@ class InboundRun:
             details={"file_id": f.id, "reason": reason, "problems": problems[:20]},
         )
         moved = await self._move(sftp, f, self.flow.error_folder, sidecar={"reason": reason, "problems": problems})
-        with self.ctx.store.session() as s, s.begin():
+        with self.audit.transaction() as s:
             self.ledger.update_file(
                 f.id, session=s, state="error", error=reason, details={"problems": problems[:20], "moved_to": moved}
             )
@@ -758,7 +754,6 @@ class InboundRun:
                 outcome="error",
                 details={"file_id": f.id, "reason": reason, "moved_to": moved},
             )
-            self.audit.flush(s)
         self.result.bump("files_error")
         self.result.files.append({"id": f.id, "name": f.name, "state": "error", "reason": reason, "moved_to": moved})
         self.ctx.progress.note(f"{f.name}: error ({reason})")

@@ -380,7 +380,7 @@ class OutboundRun:
     ) -> None:
         """Outbound step 6: delivered + watermark + audit, in one transaction."""
         store = self.ctx.store
-        with store.session() as s, s.begin():
+        with self.audit.transaction() as s:
             extra: dict[str, Any] = {"delivered_at": store.clock().isoformat(), "how": how}
             x12 = details.get("x12")
             if x12:
@@ -412,7 +412,6 @@ class OutboundRun:
                     "watermark": wm,
                 },
             )
-            self.audit.flush(s)
         self.result.bump("files")
         self.result.bump("bytes", size)
         self.result.files.append(

@@ -26,20 +26,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.sftp.sshd import TEST_USER, start_sshd  # noqa: E402
+from bench.kinetic import bare, start
+from tests.sftp.sshd import TEST_USER, start_sshd
 
-from ml_connector.config import parse_flows  # noqa: E402
-from ml_connector.connections import EpicorSettings, SftpSettings  # noqa: E402
-from ml_connector.flows import RunContext, run_flow  # noqa: E402
-from ml_connector.home import Home  # noqa: E402
-from ml_connector.sandbox.kinetic import KineticSandbox, SandboxOptions  # noqa: E402
-from ml_connector.secrets import Secret  # noqa: E402
-from ml_connector.store import Store  # noqa: E402
-
-from bench.kinetic import bare, start  # noqa: E402
+from ml_connector.config import parse_flows
+from ml_connector.connections import EpicorSettings, SftpSettings
+from ml_connector.flows import RunContext, run_flow
+from ml_connector.home import Home
+from ml_connector.sandbox.kinetic import KineticSandbox, SandboxOptions
+from ml_connector.secrets import Secret
+from ml_connector.store import Store
 
 KEY, PASSWORD = "bench-key", "bench-pass"
 

@@ -65,7 +65,14 @@ flows:
     format: {type: x12, set: "820"}
     epicor: kinetic-prod
     entity: cash-receipts
+    constants: {GroupID: CASH01}
 """
+
+
+def test_posting_group_is_required_for_grouped_entities() -> None:
+    text = GOOD.replace("    constants: {GroupID: CASH01}\n", "")
+    with pytest.raises(ConfigError, match="flow 'remittance-in'.*constants.GroupID"):
+        parse_flows(text)
 
 
 def test_good_file_parses_into_typed_models() -> None:

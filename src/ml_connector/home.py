@@ -53,6 +53,7 @@ flows: {}
 #     ack_folder: /acks
 #     epicor: kinetic-prod
 #     entity: cash-receipts
+#     constants: {GroupID: CASH01}        # the cash receipt group to post into
 #     format: {type: x12, set: "820"}
 """
 

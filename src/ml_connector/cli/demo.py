@@ -44,6 +44,7 @@ flows:
     ack_folder: /acks
     epicor: kinetic-sandbox
     entity: cash-receipts
+    constants: {GroupID: CASH01}
     format: {type: x12, set: "820"}
 """
 

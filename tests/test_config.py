@@ -71,7 +71,7 @@ flows:
 
 def test_posting_group_is_required_for_grouped_entities() -> None:
     text = GOOD.replace("    constants: {GroupID: CASH01}\n", "")
-    with pytest.raises(ConfigError, match="flow 'remittance-in'.*constants.GroupID"):
+    with pytest.raises(ConfigError, match=r"flow 'remittance-in'.*constants\.GroupID"):
         parse_flows(text)
 
 

@@ -311,10 +311,55 @@ Flow = Annotated[OutboundFlow | InboundFlow, Field(discriminator="direction")]
 _FLOW = TypeAdapter(Flow)
 
 
+class WebhookChannel(_Model):
+    url: str = Field(description="https URL that receives a JSON POST per alert")
+    secret_env: str | None = Field(None, description="env var holding the HMAC-SHA256 signing secret")
+    timeout_s: float = Field(10.0, gt=0)
+
+
+class EmailChannel(_Model):
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    starttls: bool = True
+    username: str | None = None
+    password_env: str | None = Field(None, description="env var holding the SMTP password")
+    sender: str = Field(description="From address")
+    to: list[str] = Field(min_length=1)
+    timeout_s: float = Field(15.0, gt=0)
+    ca_file: str | None = Field(None, description="PEM bundle to verify the SMTP server (default: system CAs)")
+
+
+class AlertsConfig(_Model):
+    """Where alerts go and how often (``alerts:`` in flows.yaml)."""
+
+    webhook: WebhookChannel | None = None
+    email: EmailChannel | None = None
+    throttle_minutes: float = Field(60, ge=0, description="one alert per flow and kind per window")
+    repeated_failures: int = Field(3, ge=2, description="alert when this many runs in a row failed")
+    ack_timeout_minutes: float = Field(240, gt=0, description="outbound X12 with no 997/TA1 after this long")
+
+
+class RetentionConfig(_Model):
+    audit_days: float = Field(90, gt=0, description="audit events older than this are pruned")
+    staging_days: float = Field(30, gt=0, description="staged copies of finished files older than this are pruned")
+
+
+class ServeConfig(_Model):
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(9464, ge=0, le=65535, description="/metrics and /healthz; 0 turns them off")
+    tick_seconds: float = Field(1.0, gt=0)
+
+
 class FlowsFile(_Model):
     """The whole ``flows.yaml``."""
 
     flows: dict[str, Flow] = Field(default_factory=dict)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+
+
+SECTIONS: dict[str, type[_Model]] = {"alerts": AlertsConfig, "retention": RetentionConfig, "serve": ServeConfig}
 
 
 # --- loading with located errors -------------------------------------------------------------
@@ -395,9 +440,21 @@ def parse_flows(text: str, source: str = "flows.yaml") -> FlowsFile:
         return FlowsFile()
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: the top level must be a mapping with a 'flows' key")
-    unknown = sorted(set(raw) - {"flows"})
+    unknown = sorted(set(raw) - {"flows", *SECTIONS})
     if unknown:
-        raise ConfigError(f"{source}: unknown top-level key {unknown[0]!r} (expected 'flows')")
+        raise ConfigError(f"{source}: unknown top-level key {unknown[0]!r} (expected flows, {', '.join(SECTIONS)})")
+    sections: dict[str, Any] = {}
+    section_problems: list[str] = []
+    for key, model in SECTIONS.items():
+        if raw.get(key) is None:
+            continue
+        try:
+            sections[key] = model.model_validate(raw[key])
+        except ValidationError as exc:
+            for error in exc.errors():
+                path, parts = _path(tuple(error["loc"]), raw[key])
+                line = _line_of(_line_node(root, key), parts)
+                section_problems.append(f"{source}:{line}: {key}.{path}: {_message(error)}")
     flows_raw = raw.get("flows") or {}
     if not isinstance(flows_raw, dict):
         raise ConfigError(f"{source}: 'flows' must be a mapping of flow name to flow")
@@ -424,9 +481,10 @@ def parse_flows(text: str, source: str = "flows.yaml") -> FlowsFile:
                 where = f"{source}:{line}" if line else source
                 key = f"{path}: " if path else ""
                 problems.append(f"{where}: flow {name!r}: {key}{_message(error)}")
+    problems += section_problems
     if problems:
         raise ConfigError("\n".join(dict.fromkeys(problems)))
-    return FlowsFile(flows=flows)
+    return FlowsFile(flows=flows, **sections)
 
 
 def _line_node(node: yaml.Node | None, key: str) -> yaml.Node | None:

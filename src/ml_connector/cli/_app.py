@@ -766,3 +766,104 @@ def files(
         table.add_row(str(r.id), r.flow, r.direction[:3], r.state, r.remote_path, str(r.size) if r.size >= 0 else "",
                       r.updated_at.strftime("%Y-%m-%d %H:%M:%S"), note)  # fmt: skip
     out.print(table)
+
+
+# --- operations ------------------------------------------------------------------------------
+
+
+@app.command("serve")
+def serve_cmd(
+    ctx: typer.Context,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            "--metrics-port", help="/metrics and /healthz port (0: off) [default: flows.yaml serve.metrics_port, 9464]"
+        ),
+    ] = None,
+    stop_after: Annotated[
+        float | None, typer.Option("--stop-after", help="stop after N seconds (tests, demos)")
+    ] = None,
+) -> None:
+    """Run every enabled flow on its schedule until SIGTERM/Ctrl-C (health and metrics on a local port)."""
+    from .ops import serve
+
+    home = _state(ctx).home
+    store = _open_store(ctx)
+    try:
+        code = serve(home, store, out, metrics_port=metrics_port, once_s=stop_after)
+    finally:
+        store.close()
+    raise typer.Exit(code)
+
+
+@app.command("status")
+def status_cmd(
+    ctx: typer.Context,
+    remote: Annotated[
+        bool, typer.Option("--remote/--no-remote", help="count files waiting on the SFTP servers")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
+) -> None:
+    """Each flow at a glance: health, last run, next run, files waiting, errors, failed records."""
+    from .ops import print_status, status
+
+    home = _state(ctx).home
+    store = _open_store(ctx)
+    try:
+        rows = status(home, store, remote=remote)
+    finally:
+        store.close()
+    if as_json:
+        out.print_json(json.dumps(rows, default=str))
+    else:
+        print_status(rows, out)
+    raise typer.Exit(0 if all(r["health"] in ("ok", "never run") for r in rows) else 1)
+
+
+@app.command("replay")
+def replay_cmd(
+    ctx: typer.Context,
+    file_id: Annotated[int | None, typer.Argument(help="file id from 'ml-connector files'")] = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="replay every file of this run")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON summary")] = False,
+) -> None:
+    """Re-process an inbound file after a mapping fix (posted records are not posted again), or
+    re-send an outbound file byte-identical."""
+    from .ops import replay
+    from .run import print_summary, summary_json
+
+    if (file_id is None) == (run_id is None):
+        raise UsageError("give a FILE_ID or --run RUN_ID (one of them)")
+    home = _state(ctx).home
+    store = _open_store(ctx)
+    try:
+        results = replay(home, store, file_id=file_id, run_id=run_id)
+    finally:
+        store.close()
+    if as_json:
+        out.print_json(json.dumps([summary_json(r) for r in results], default=str))
+    else:
+        for r in results:
+            print_summary(r, out)
+    raise typer.Exit(max((r.exit_code for r in results), default=0))
+
+
+@app.command("prune")
+def prune_cmd(
+    ctx: typer.Context,
+    audit_days: Annotated[
+        float | None, typer.Option("--audit-days", help="[default: flows.yaml retention.audit_days, 90]")
+    ] = None,
+    staging_days: Annotated[
+        float | None, typer.Option("--staging-days", help="[default: retention.staging_days, 30]")
+    ] = None,
+) -> None:
+    """Delete audit events and staged copies older than the retention (the ledgers are kept)."""
+    from .ops import prune
+
+    home = _state(ctx).home
+    store = _open_store(ctx)
+    try:
+        prune(home, store, load_flows(home.flows_file), console=out, audit_days=audit_days, staging_days=staging_days)
+    finally:
+        store.close()

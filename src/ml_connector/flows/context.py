@@ -11,7 +11,7 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -69,7 +69,7 @@ class RunResult:
     @property
     def exit_code(self) -> int:
         """DESIGN.md section 5: 0 ok, 1 failed records/files, 2 config, 3 connection/auth."""
-        if self.state in ("succeeded", "dry-run"):
+        if self.state in ("succeeded", "dry-run", "stopped"):
             return 0
         if self.state == "locked":
             return 1
@@ -87,8 +87,10 @@ class AuditBuffer:
     ledger change and the events that explain it commit together.
     """
 
-    def __init__(self, store: Store, flow: str, run_id: str | None, limit: int = 200) -> None:
+    def __init__(self, store: Store, flow: str, run_id: str | None, limit: int = 200,
+                 observe: Callable[[str, dict[str, Any]], None] | None = None) -> None:  # fmt: skip
         self.store, self.flow, self.run_id, self.limit = store, flow, run_id, limit
+        self.observe = observe
         self._pending: list[dict[str, Any]] = []
         self._in_transaction = False
 
@@ -96,6 +98,8 @@ class AuditBuffer:
         kw.setdefault("flow", self.flow)
         kw.setdefault("run_id", self.run_id)
         self._pending.append({"kind": kind, **kw})
+        if self.observe is not None:
+            self.observe(kind, kw)
         if len(self._pending) >= self.limit and not self._in_transaction:
             self.flush()
 
@@ -137,6 +141,13 @@ class RunContext:
     sftp_options: SftpOptions = field(default_factory=SftpOptions)
     lock_ttl: timedelta = timedelta(minutes=5)
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
+    stop: asyncio.Event | None = None  # set by serve on SIGTERM: finish the current step, then stop
+    observe: Callable[[str, dict[str, Any]], None] | None = None  # metrics hook, sees every audit event
+
+    def check_stop(self) -> None:
+        """Between steps: leave cleanly (every ledger row consistent) when a stop was requested."""
+        if self.stop is not None and self.stop.is_set():
+            raise StopRequested("stop requested: the run ended after its current step")
 
     def epicor(self, name: str) -> EpicorSettings:
         settings = self.store.connections.settings(name, self.keyring)
@@ -197,6 +208,10 @@ class Lease:
 
 
 class LostLeaseError(MLConnectorError):
+    exit_code = 1
+
+
+class StopRequested(MLConnectorError):
     exit_code = 1
 
 

@@ -40,7 +40,7 @@ from ..mapping import inbound_mapper, json_safe, natural_key, resolve_format
 from ..sftp import SftpClient
 from ..sftp.client import RemoteFile, join
 from ..store.ledger import INBOUND_OPEN, FileRow
-from .context import AuditBuffer, Lease, RunContext, RunResult, failpoint
+from .context import AuditBuffer, Lease, RunContext, RunResult, StopRequested, failpoint
 
 OPEN_RECORDS = ("pending", "sending", "unknown")
 MAX_PROBLEMS = 100
@@ -95,6 +95,18 @@ class InboundRun:
     async def run(self) -> RunResult:
         if self.dry_run:
             return await self._dry_run()
+        return await self._lifecycle(self._work)
+
+    async def replay(self, file_id: int) -> RunResult:
+        """Re-process one file after a mapping fix: posted records stay posted, failed ones retry."""
+        self.ctx.trigger = "replay"
+
+        async def work(k: KineticClient, sftp: SftpClient) -> None:
+            await self._replay(k, sftp, file_id)
+
+        return await self._lifecycle(work)
+
+    async def _lifecycle(self, work: Callable[[KineticClient, SftpClient], Awaitable[None]]) -> RunResult:
         if not self.lease.acquire():
             self.result.state = "locked"
             self.result.error = f"flow {self.name} is running in another process"
@@ -102,19 +114,22 @@ class InboundRun:
         crashed = self.ledger.abandon_stale_runs(self.name)
         self.run_id = self.ledger.start_run(self.name, "inbound", self.ctx.trigger)
         self.result.run_id = self.run_id
-        self.audit = AuditBuffer(self.ctx.store, self.name, self.run_id)
+        self.audit = AuditBuffer(self.ctx.store, self.name, self.run_id, observe=self.ctx.observe)
         self.audit("run.start", subject=self.name, details={"trigger": self.ctx.trigger, "crashed_runs": crashed})
         state, error = "failed", None
         try:
             async with self.ctx.kinetic(self.flow.epicor, self.audit, self.name, self.run_id) as k:
                 sftp = self.ctx.sftp(self.flow.sftp, self.audit)
                 try:
-                    await self._work(k, sftp)
+                    await work(k, sftp)
                 finally:
                     await sftp.close()
             bad = self.result.counts.get("files_error", 0) + self.result.counts.get("records_failed", 0)
             unsettled = self.result.counts.get("files_open", 0)
             state = "succeeded" if not bad and not unsettled else "partial"
+        except StopRequested as exc:
+            state, error = "stopped", str(exc)
+            self.audit("run.stopped", subject=self.name, outcome="warning")
         except MLConnectorError as exc:
             error = str(exc)
             self.result.counts["exit_code"] = exc.exit_code
@@ -138,6 +153,7 @@ class InboundRun:
     async def _work(self, k: KineticClient, sftp: SftpClient) -> None:
         # 1. finish what a crashed run left open, oldest first
         for f in self.ledger.files(flow=self.name, direction="inbound", states=INBOUND_OPEN):
+            self.ctx.check_stop()
             self.result.bump("resumed")
             await self._process(k, sftp, f)
         # 2. new files
@@ -159,6 +175,7 @@ class InboundRun:
         if listing.waiting:
             self.result.bump("files_waiting", len(listing.waiting))
         for remote in listing.ready:
+            self.ctx.check_stop()
             self.lease.renew()
             row, created = self.ledger.see(
                 flow=self.name, run_id=self.run_id, remote_path=remote.path, size=remote.size, mtime=remote.mtime
@@ -466,7 +483,7 @@ class InboundRun:
 
     async def _restage(self, sftp: SftpClient, f: FileRow) -> FileRow:
         """The staged copy is gone (cleaned up, another machine): fetch it again and check it."""
-        local = await sftp.download(f.remote_path, self.staging)
+        local = await sftp.download(str(f.details.get("moved_to") or f.remote_path), self.staging)
         if local.sha256 != f.sha256:
             local.path.unlink(missing_ok=True)
             raise FatalError(f"{f.remote_path} changed on the server while it was being posted (sha256 differs)")
@@ -474,6 +491,7 @@ class InboundRun:
         return self.ledger.file(f.id) or f
 
     async def _post_batch(self, k: KineticClient, f: FileRow, batch: list[Parsed]) -> None:
+        self.ctx.check_stop()  # between batches: every record row is pending, posted or failed here
         self.lease.renew()
         self.ledger.mark_sending(f.id, [r.idx for r in batch])
         failpoint("inbound.after-sending")
@@ -685,6 +703,42 @@ class InboundRun:
                 )
         return {"interchange_id": found["id"], "file_id": found["file_id"], "verdict": verdict}
 
+    # --- replay ---------------------------------------------------------------------------------
+
+    async def _replay(self, k: KineticClient, sftp: SftpClient, file_id: int) -> None:
+        f = self.ledger.file(file_id)
+        if f is None or f.flow != self.name or f.direction != "inbound":
+            raise NotFoundError(f"no inbound file {file_id} in flow {self.name}")
+        if f.state in INBOUND_OPEN:
+            raise FatalError(
+                f"file {file_id} is still {f.state}: the next run finishes it; replay is for finished files"
+            )
+        self.audit("replay.start", subject=f.remote_path, details={"file_id": f.id, "was": f.state})
+        if f.local_path is None or not Path(f.local_path).is_file():
+            f = await self._restage(sftp, f)
+        rows = self.ledger.records(f.id)
+        if not rows:  # rejected whole, or a duplicate: read it again with today's mapping
+            self.ledger.update_file(f.id, state="downloaded", error=None)
+            f = await self._parse(sftp, self.ledger.file(f.id) or f)
+            if f.state != "parsed":
+                return
+        else:
+            failed = {r.idx for r in rows if r.state == "failed"}
+            source = iter(self._read_x12(f).records) if isinstance(self.fmt, X12Format) else self._records(f)
+            outcomes: list[tuple[int, str, dict[str, Any], str | None]] = []
+            for rec in source:
+                if rec.idx in failed:
+                    outcomes.append((rec.idx, "failed" if rec.error else "pending", {}, rec.error))
+            with self.audit.transaction() as s:
+                self.ledger.settle_records(f.id, outcomes, session=s)
+                self.ledger.update_file(f.id, session=s, state="posting", error=None, run_id=self.run_id)
+                self.audit("replay.records", subject=f.remote_path,
+                           details={"file_id": f.id, "retrying": sum(1 for o in outcomes if o[1] == "pending"),
+                                    "still_failing": sum(1 for o in outcomes if o[1] == "failed"),
+                                    "posted_before": sum(1 for r in rows if r.state == "posted")})  # fmt: skip
+            f = self.ledger.file(f.id) or f
+        await self._post(k, sftp, f)
+
     # --- finishing ------------------------------------------------------------------------------
 
     async def _finish(self, sftp: SftpClient, f: FileRow) -> None:
@@ -764,11 +818,15 @@ class InboundRun:
         """Move the remote file out of the inbound folder (if a folder is set) + write its sidecar."""
         if folder is None:
             return None
+        current = str(f.details.get("moved_to") or f.remote_path)
         moved: str | None
-        try:
-            moved = await sftp.move(f.remote_path, folder)
-        except NotFoundError:
-            moved = None  # already moved by a run that crashed before recording it
+        if current.rsplit("/", 1)[0] == folder.rstrip("/"):
+            moved = current  # already there (a replayed file that stays where it is)
+        else:
+            try:
+                moved = await sftp.move(current, folder)
+            except NotFoundError:
+                moved = None  # already moved by a run that crashed before recording it
         if sidecar is not None:
             body = {
                 "file": f.name,

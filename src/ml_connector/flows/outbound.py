@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import string
 import tempfile
@@ -21,12 +22,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..config import CsvFormat, FixedWidthFormat, OutboundFlow, X12Format
-from ..errors import ConfigError, MLConnectorError, RecordError
+from ..errors import ConfigError, FatalError, MLConnectorError, NotFoundError, RecordError
 from ..kinetic import KineticClient, odata
 from ..mapping import outbound_mapper, resolve_format, source_fields
 from ..sftp import SftpClient
 from ..sftp.client import join
-from .context import AuditBuffer, Lease, RunContext, RunResult, failpoint
+from .context import AuditBuffer, Lease, RunContext, RunResult, StopRequested, failpoint
 from .render import CsvRenderer, FixedWidthRenderer, HashingFile, Renderer, X12Renderer
 
 SOURCES: dict[str, tuple[str, str]] = {
@@ -108,7 +109,7 @@ class OutboundRun:
         crashed = ledger.abandon_stale_runs(self.name)
         self.run_id = ledger.start_run(self.name, "outbound", ctx.trigger)
         self.result.run_id = self.run_id
-        self.audit = AuditBuffer(ctx.store, self.name, self.run_id)
+        self.audit = AuditBuffer(ctx.store, self.name, self.run_id, observe=ctx.observe)
         self.audit("run.start", subject=self.name, details={"trigger": ctx.trigger, "crashed_runs": crashed})
         state, error = "failed", None
         try:
@@ -120,6 +121,9 @@ class OutboundRun:
                 finally:
                     await sftp.close()
             state = "succeeded"
+        except StopRequested as exc:
+            state, error = "stopped", str(exc)
+            self.audit("run.stopped", subject=self.name, outcome="warning")
         except MLConnectorError as exc:
             error = str(exc)
             self.result.counts["exit_code"] = exc.exit_code
@@ -135,6 +139,47 @@ class OutboundRun:
             )
             self.audit.flush()
             ledger.finish_run(self.run_id, state, counts, error)
+            self.lease.release()
+        return self.result
+
+    async def replay(self, file_id: int) -> RunResult:
+        """Re-send a delivered file byte-identical from its kept copy (the partner lost it)."""
+        ledger = self.ctx.store.ledger
+        f = ledger.file(file_id)
+        if f is None or f.flow != self.name or f.direction != "outbound":
+            raise NotFoundError(f"no outbound file {file_id} in flow {self.name}")
+        if f.state != "delivered":
+            raise FatalError(f"file {file_id} is {f.state}; only delivered files are re-sent")
+        kept = Path(str(f.details.get("kept") or ""))
+        if not kept.is_file() or _sha256(kept) != f.sha256:
+            raise FatalError(f"file {file_id}: the kept copy is gone (pruned?); it cannot be re-sent byte-identical")
+        if not self.lease.acquire():
+            self.result.state, self.result.error = "locked", f"flow {self.name} is running in another process"
+            return self.result
+        self.run_id = ledger.start_run(self.name, "outbound", "replay")
+        self.result.run_id = self.run_id
+        self.audit = AuditBuffer(self.ctx.store, self.name, self.run_id, observe=self.ctx.observe)
+        state, error = "failed", None
+        try:
+            folder, name = f.remote_path.rsplit("/", 1)
+            async with self.ctx.sftp(self.flow.sftp, self.audit) as sftp:
+                final = await sftp.upload_atomic(kept, folder, name, on_conflict="overwrite", sha256=f.sha256)
+            with self.audit.transaction() as s:
+                ledger.update_file(f.id, session=s, details={"replayed": int(f.details.get("replayed", 0)) + 1})
+                self.audit("replay.resent", subject=final, details={"file_id": f.id, "sha256": f.sha256,
+                                                                    "size": f.size})  # fmt: skip
+            self.result.bump("files")
+            self.result.files.append({"id": f.id, "remote_path": final, "size": f.size, "how": "re-sent (replay)"})
+            state = "succeeded"
+        except MLConnectorError as exc:
+            error = str(exc)
+            self.result.counts["exit_code"] = exc.exit_code
+        finally:
+            self.result.state, self.result.error = state, error
+            self.audit("run.end", subject=self.name, outcome="ok" if state == "succeeded" else "error",
+                       details={"state": state, "replay_of": file_id})  # fmt: skip
+            self.audit.flush()
+            ledger.finish_run(self.run_id, state, {"files": self.result.counts.get("files", 0)}, error)
             self.lease.release()
         return self.result
 
@@ -173,7 +218,8 @@ class OutboundRun:
         # Staged files no intent refers to are renders a crash interrupted: nothing was sent.
         if self.staging.is_dir():
             for leftover in self.staging.iterdir():
-                leftover.unlink(missing_ok=True)
+                if leftover.is_file():
+                    leftover.unlink(missing_ok=True)
 
     # --- extract, render, deliver ---------------------------------------------------------------
 
@@ -278,7 +324,13 @@ class OutboundRun:
         seq = 0
         failure: RecordError | None = None
         async for page in self._pages(k):
-            self.lease.renew() if not self.dry_run else None
+            if not self.dry_run:
+                self.lease.renew()
+                if self.ctx.stop is not None and self.ctx.stop.is_set():
+                    if current is not None:  # not yet an intent: dropped; the watermark has not moved
+                        current.renderer.finish()
+                        current.local.unlink(missing_ok=True)
+                    raise StopRequested("stop requested: files delivered so far are recorded")
             for row in page:
                 if current is None:
                     seq += 1
@@ -363,9 +415,12 @@ class OutboundRun:
         )
         failpoint("outbound.after-upload")
         self.ctx.progress.advance(files=1, nbytes=sink.size)
-        self._commit(file_id, final, details, sink.size, sink.sha256, move_watermark=True, how="uploaded")
+        kept = self.staging / "sent" / f"{file_id}.out"
+        self._commit(file_id, final, details, sink.size, sink.sha256, move_watermark=True, how="uploaded",
+                     kept=kept)  # fmt: skip
         failpoint("outbound.after-commit")
-        current.local.unlink(missing_ok=True)
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(current.local, kept)  # kept for replay until pruned
 
     def _commit(
         self,
@@ -377,11 +432,14 @@ class OutboundRun:
         *,
         move_watermark: bool,
         how: str,
+        kept: Path | None = None,
     ) -> None:
         """Outbound step 6: delivered + watermark + audit, in one transaction."""
         store = self.ctx.store
         with self.audit.transaction() as s:
             extra: dict[str, Any] = {"delivered_at": store.clock().isoformat(), "how": how}
+            if kept is not None:
+                extra["kept"] = str(kept)
             x12 = details.get("x12")
             if x12:
                 extra["ack"] = "pending"

@@ -211,3 +211,14 @@ class X12Interchange(Base):
     state: Mapped[str] = mapped_column(String(16))  # received | sent | accepted | rejected
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class FlowSchedule(Base):
+    """The last cron slot of a flow that some ``serve`` process claimed (each slot runs once)."""
+
+    __tablename__ = "flow_schedule"
+
+    flow: Mapped[str] = mapped_column(String(200), primary_key=True)
+    last_slot: Mapped[datetime]
+    owner: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime]

@@ -189,6 +189,10 @@ class AuditLog:
         with self._store.session() as s, s.begin():
             s.execute(insert(m.AuditEvent).values(**values))
 
+    def prune(self, before: datetime) -> int:
+        """Delete events older than ``before`` (the ledgers are kept); returns how many."""
+        return _prune_audit(self._store, before)
+
     def query(
         self,
         *,
@@ -221,6 +225,12 @@ class AuditLog:
             AuditRecord(r.id, r.at, r.run_id, r.flow, r.kind, r.subject, r.outcome, r.duration_ms, r.details)
             for r in rows
         ]
+
+
+def _prune_audit(store: Store, before: datetime) -> int:
+    with store.session() as s, s.begin():
+        gone = s.execute(delete(m.AuditEvent).where(m.AuditEvent.at < before))
+        return int(gone.rowcount)  # type: ignore[attr-defined]
 
 
 class FlowLocks:
@@ -361,6 +371,35 @@ class Watermarks:
             return True
 
 
+class Schedules:
+    """Claims of cron slots: of all ``serve`` processes on one database, one runs each slot."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def last_slot(self, flow: str) -> datetime | None:
+        with self._store.session() as s:
+            row = s.get(m.FlowSchedule, flow)
+            return None if row is None else row.last_slot
+
+    def claim(self, flow: str, slot: datetime, owner: str) -> bool:
+        """Atomically move the flow's last slot forward to ``slot``; False if it already got there."""
+        now = self._store.clock()
+        with self._store.session() as s, s.begin():
+            moved = s.execute(update(m.FlowSchedule).where(m.FlowSchedule.flow == flow, m.FlowSchedule.last_slot < slot)
+                              .values(last_slot=slot, owner=owner, updated_at=now))  # fmt: skip
+            if moved.rowcount == 1:  # type: ignore[attr-defined]
+                return True
+            if s.get(m.FlowSchedule, flow) is not None:
+                return False
+        try:
+            with self._store.session() as s, s.begin():
+                s.execute(insert(m.FlowSchedule).values(flow=flow, last_slot=slot, owner=owner, updated_at=now))
+        except IntegrityError:
+            return False
+        return True
+
+
 class Store:
     """The database: one per home (SQLite) or shared by many workers (PostgreSQL)."""
 
@@ -375,6 +414,7 @@ class Store:
         self.control_numbers = ControlNumbers(self)
         self.watermarks = Watermarks(self)
         self.ledger = Ledger(self)
+        self.schedules = Schedules(self)
 
     @classmethod
     def open(cls, url: str, clock: Clock = utcnow) -> Store:

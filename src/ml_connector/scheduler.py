@@ -1,0 +1,168 @@
+"""``ml-connector serve``: every enabled flow on its cron schedule, in its time zone.
+
+* Each cron slot runs once across every ``serve`` process sharing the database: a slot is
+  *claimed* (an atomic compare-and-set on ``flow_schedule``) before the run, and the flow's
+  lease keeps two runs of one flow apart even when slots overlap.
+* After downtime, one catch-up run for the latest missed slot, never a burst.
+* Schedules are computed on local wall-clock time, then placed on the time line: a slot in a
+  spring-forward gap runs right after the gap; a slot in the repeated fall-back hour runs once.
+* SIGHUP reloads ``flows.yaml`` (an invalid file is reported and the old one kept); SIGTERM or
+  SIGINT stops taking new work, lets the running flows finish their current step, and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from croniter import croniter
+
+from .config import FlowsFile, InboundFlow, OutboundFlow, load_flows
+from .errors import MLConnectorError
+from .flows import RunContext, RunResult, run_flow
+
+log = logging.getLogger(__name__)
+Flow = OutboundFlow | InboundFlow
+
+
+def _local_fires(expr: str, tz: ZoneInfo, start_utc: datetime, forward: bool) -> Any:
+    """croniter over naive local wall-clock times (DST handled when placing them, below)."""
+    local = start_utc.astimezone(tz).replace(tzinfo=None)
+    it = croniter(expr, local)
+    return it.get_next if forward else it.get_prev
+
+
+def _place(naive: datetime, tz: ZoneInfo) -> datetime:
+    """A local wall-clock time on the UTC time line (fold=0: the first of a repeated hour; a time
+    in a spring-forward gap lands just after the gap)."""
+    return naive.replace(tzinfo=tz, fold=0).astimezone(UTC)
+
+
+def next_fire(flow: Flow, after: datetime) -> datetime | None:
+    """The first slot strictly after ``after`` (UTC), or None for unscheduled flows."""
+    if not flow.schedule:
+        return None
+    tz = ZoneInfo(flow.timezone)
+    step = _local_fires(flow.schedule, tz, after, forward=True)
+    for _ in range(1000):
+        slot = _place(step(datetime), tz)
+        if slot > after:
+            return slot
+    return None  # pragma: no cover - a cron expression always advances
+
+
+def previous_fire(flow: Flow, at: datetime) -> datetime | None:
+    """The latest slot at or before ``at`` (UTC)."""
+    if not flow.schedule:
+        return None
+    tz = ZoneInfo(flow.timezone)
+    step = _local_fires(flow.schedule, tz, at + timedelta(seconds=1), forward=False)
+    for _ in range(1000):
+        slot = _place(step(datetime), tz)
+        if slot <= at:
+            return slot
+    return None  # pragma: no cover
+
+
+@dataclass
+class Scheduler:
+    """The serve loop: a pure function of (flows file, context factory); no global state."""
+
+    flows_path: Path
+    make_context: Callable[[str], RunContext]
+    owner: str
+    tick_s: float = 1.0
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    on_result: Callable[[RunResult], None] | None = None
+    flows: FlowsFile = field(default_factory=FlowsFile)
+    running: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
+    stopping: asyncio.Event | None = None
+    reload_requested: bool = False
+
+    def load(self, first: bool = False) -> bool:
+        try:
+            self.flows = load_flows(self.flows_path)
+        except MLConnectorError as exc:
+            if first:
+                raise
+            log.error("flows.yaml not reloaded, keeping the previous flows: %s", exc)
+            self._record("serve.reload_failed", outcome="error", details={"error": str(exc)})
+            return False
+        self._record("serve.reloaded", details={"flows": sorted(self.flows.flows)})
+        return True
+
+    def _record(self, kind: str, **kw: Any) -> None:
+        ctx = self.make_context("serve")
+        ctx.store.audit.record(kind, subject=self.owner, **kw)
+
+    def due(self, name: str, flow: Flow, now: datetime) -> datetime | None:
+        """The slot to run now, if any: the latest slot at or before now that nobody claimed."""
+        if not flow.enabled or not flow.schedule or name in self.running:
+            return None
+        slot = previous_fire(flow, now)
+        if slot is None:
+            return None
+        store = self.make_context(name).store
+        last = store.schedules.last_slot(name)
+        if last is None:  # a new flow starts at its next slot, not with a run for the last one
+            store.schedules.claim(name, slot, self.owner)
+            return None
+        if slot <= last:
+            return None
+        return slot if store.schedules.claim(name, slot, self.owner) else None
+
+    async def run_forever(self) -> None:
+        self.stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        self.load(first=True)
+        self._record("serve.start", details={"flows": sorted(self.flows.flows)})
+        try:
+            while not self.stopping.is_set():
+                if self.reload_requested:
+                    self.reload_requested = False
+                    self.load()
+                now = self.clock()
+                for name, flow in self.flows.flows.items():
+                    slot = self.due(name, flow, now)
+                    if slot is not None:
+                        self.running[name] = asyncio.create_task(self._run(name, flow, slot))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), timeout=self.tick_s)
+        finally:
+            if self.running:
+                await asyncio.gather(*self.running.values(), return_exceptions=True)
+            self._record("serve.stop")
+
+    async def _run(self, name: str, flow: Flow, slot: datetime) -> None:
+        ctx = self.make_context(name)
+        ctx.trigger = "schedule"
+        ctx.stop = self.stopping
+        ctx.store.audit.record("schedule.slot", flow=name, subject=slot.isoformat(), details={"owner": self.owner})
+        try:
+            result = await run_flow(ctx, name, flow)
+            if self.on_result is not None:
+                self.on_result(result)
+        except Exception:  # a bug in one flow must not stop the others
+            log.exception("flow %s crashed", name)
+        finally:
+            self.running.pop(name, None)
+
+    def stop(self) -> None:
+        if self.stopping is not None:
+            self.stopping.set()
+
+    def request_reload(self) -> None:
+        self.reload_requested = True

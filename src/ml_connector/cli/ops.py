@@ -200,30 +200,35 @@ def _waiting(home: Home, store: Store, flow: InboundFlow) -> int | str:
         return f"unreachable ({type(exc).__name__})"
 
 
+def _ago(iso: str | None) -> str:
+    if not iso:
+        return "never"
+    seconds = (datetime.now(UTC) - datetime.fromisoformat(iso)).total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit} ago"
+    return f"{int(seconds)}s ago"
+
+
 def print_status(rows: list[dict[str, Any]], console: Console) -> None:
     colour = {"ok": "green", "failing": "red", "attention": "yellow"}
-    table = Table(
-        "flow", "dir", "health", "last run", "outcome", "next run", "waiting", "open", "errors", "failed rec."
-    )
+    table = Table("flow", "health", "last run", "next run", "needs a look")
+    table.columns[0].no_wrap = True
     for r in rows:
-        counts = r["last_counts"] or {}
-        brief = ", ".join(
-            f"{k} {v}"
-            for k, v in sorted(counts.items())
-            if k in ("records", "files", "records_posted", "records_failed", "files_done", "files_error")
-        )
-        table.add_row(
-            r["flow"],
-            r["direction"][:3],
-            f"[{colour.get(r['health'], 'white')}]{r['health']}[/]",
-            (r["last_run"] or "")[:19].replace("T", " "),
-            f"{r['last_state'] or ''} {brief}".strip(),
-            (r["next_run"] or "")[:16].replace("T", " "),
-            str(r["files_waiting"] if r["files_waiting"] is not None else ""),
-            str(r["files_open"]),
-            str(r["files_error"]),
-            str(r["records_failed"]),
-        )
+        notes = []
+        if r["files_waiting"] not in (None, 0):
+            notes.append(f"{r['files_waiting']} waiting")
+        for key, label in (
+            ("files_open", "unfinished"),
+            ("files_error", "in error"),
+            ("records_failed", "failed rec."),
+        ):
+            if r[key]:
+                notes.append(f"{r[key]} {label}")
+        nxt = (r["next_run"] or "")[:16].replace("T", " ")
+        health = f"[{colour.get(r['health'], 'white')}]{r['health']}[/]"
+        last = f"{r['last_state'] or ''} {_ago(r['last_run'])}".strip()
+        table.add_row(r["flow"], health, last, nxt or "-", ", ".join(notes))
     console.print(table)
     for r in rows:
         if r["health"] in ("failing", "attention") and r["last_error"]:

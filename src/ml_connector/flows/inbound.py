@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -42,7 +43,9 @@ from ..sftp.client import RemoteFile, join
 from ..store.ledger import INBOUND_OPEN, FileRow
 from .context import AuditBuffer, Lease, RunContext, RunResult, StopRequested, failpoint
 
+log = logging.getLogger(__name__)
 OPEN_RECORDS = ("pending", "sending", "unknown")
+REQUIRED = {"vendors": ("VendorID",), "ap-invoices": ("VendorNumVendorID", "InvoiceNum")}
 MAX_PROBLEMS = 100
 
 
@@ -133,6 +136,10 @@ class InboundRun:
         except MLConnectorError as exc:
             error = str(exc)
             self.result.counts["exit_code"] = exc.exit_code
+            self.audit("run.error", subject=self.name, outcome="error", details={"error": error})
+        except Exception as exc:  # a bug: the run still ends recorded, unlocked, and reported
+            log.exception("flow %s: internal error", self.name)
+            error = f"internal error: {type(exc).__name__}: {exc}"
             self.audit("run.error", subject=self.name, outcome="error", details={"error": error})
         finally:
             self.result.state, self.result.error = state, error
@@ -277,6 +284,10 @@ class InboundRun:
                     fields = self.mapper(rec.values, f"{f.name}: {rec.position}")
                 except RecordError as exc:
                     yield Parsed(rec.index, rec.position, None, str(exc))
+                    continue
+                missing = [k for k in REQUIRED.get(self.flow.entity, ()) if fields.get(k) in (None, "")]
+                if missing:
+                    yield Parsed(rec.index, rec.position, None, f"{', '.join(missing)} is required (the record's key)")
                     continue
                 yield Parsed(rec.index, rec.position, fields, None, natural_key(self.flow.entity, fields))
 

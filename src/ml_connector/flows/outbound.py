@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import string
@@ -30,6 +31,7 @@ from ..sftp.client import join
 from .context import AuditBuffer, Lease, RunContext, RunResult, StopRequested, failpoint
 from .render import CsvRenderer, FixedWidthRenderer, HashingFile, Renderer, X12Renderer
 
+log = logging.getLogger(__name__)
 SOURCES: dict[str, tuple[str, str]] = {
     "vendors": ("Erp.BO.VendorSvc", "Vendors"),
     "ap-invoices": ("Erp.BO.APInvoiceSvc", "APInvoices"),
@@ -127,6 +129,10 @@ class OutboundRun:
         except MLConnectorError as exc:
             error = str(exc)
             self.result.counts["exit_code"] = exc.exit_code
+            self.audit("run.error", subject=self.name, outcome="error", details={"error": error})
+        except Exception as exc:  # a bug: the run still ends recorded, unlocked, and reported
+            log.exception("flow %s: internal error", self.name)
+            error = f"internal error: {type(exc).__name__}: {exc}"
             self.audit("run.error", subject=self.name, outcome="error", details={"error": error})
         finally:
             self.result.state, self.result.error = state, error

@@ -1,24 +1,47 @@
-"""``ml-connector demo``: a guided run through what the product does, in a throwaway home.
+"""``ml-connector demo``: the whole product, end to end, on the sandbox, in about half a minute.
 
-This version exercises the foundation (home, encrypted connections, flows.yaml, key rotation,
-audit trail). The sandbox-backed end-to-end demo replaces it when the flows land.
+In a throwaway home (or ``--home``): start the Kinetic sandbox (seed data) and the embedded SFTP
+server on loopback ports, create the two connections the way a user would (secrets from
+environment variables, a pinned host key), write sample flows for jobs O1-O3 and I1-I4 of
+DESIGN.md, drop partner files on the SFTP server (a vendor CSV, a fixed-width vendor file, an
+invoice confirmation CSV, an 820 payment advice, and one malformed file), run every flow with
+progress bars, and end with a summary of what happened and where to look next.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import shlex
+import socket
 import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Coroutine
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import asyncssh
+import uvicorn
 from rich.console import Console
 from rich.rule import Rule
+from rich.table import Table
+
+from ..formats.x12 import read_x12
+from ..formats.x12.acks import build_997
+from ..formats.x12.remit820 import Payment, RemittanceLine, payment_to_820
+from ..formats.x12.writer import Envelope, X12Writer
+from ..sandbox.kinetic import KineticSandbox, SandboxOptions
+from ..sftp import EmbeddedSftpServer, SftpUser
 
 DEMO_FLOWS = """\
+# Sample flows for the demo: every job of DESIGN.md section 1 against the sandbox.
 flows:
-  vendors-to-partner:
+  vendors-to-partner:            # O1: changed vendors -> CSV
     direction: outbound
     schedule: "0 19 * * 1-5"
     timezone: America/Chicago
@@ -27,74 +50,351 @@ flows:
     sftp: partner-sftp
     folder: /outbound
     filename: "vendors_{now:%Y%m%d_%H%M%S}.csv"
+    format: {type: csv}
+  invoices-to-partner:           # O2: changed AP invoices -> CSV, every evening
+    direction: outbound
+    schedule: "30 19 * * 1-5"
+    timezone: America/Chicago
+    epicor: kinetic-sandbox
+    entity: ap-invoices
+    filter: "Posted eq true"
+    sftp: partner-sftp
+    folder: /outbound
+    filename: "invoices_{now:%Y%m%d}_{seq}.csv"
     format:
       type: csv
-      columns:
-        - {header: VendorID, field: VendorID}
-        - {header: Name, field: Name}
-        - {header: TermsCode, field: TermsCode}
-  remittance-in:
+      overrides:
+        InvoiceAmt: {header: Amount}
+  payments-to-bank:              # O3: AP payments -> X12 820 remittance advice
+    direction: outbound
+    schedule: "0 20 * * 1-5"
+    timezone: America/Chicago
+    epicor: kinetic-sandbox
+    entity: ap-payments
+    sftp: partner-sftp
+    folder: /outbound
+    filename: "remit_{now:%Y%m%d}_{run}.820"
+    constants: {payer_name: "Epicor Demo Co", payer_id: "EPIC06", method: CHK}
+    format:
+      type: x12
+      partner: {sender_id: EPICDEMO, receiver_id: BANK01}
+  vendors-from-partner:          # I1: vendor CSV -> create or update vendors
     direction: inbound
     schedule: "*/15 * * * *"
+    epicor: kinetic-sandbox
+    entity: vendors
+    sftp: partner-sftp
+    folder: /inbound
+    pattern: "vendors*.csv"
+    archive_folder: /archive
+    error_folder: /error
+    settle_seconds: 0
+    format: {type: csv}
+  vendors-fixed-width:           # I1: the same from a fixed-width file
+    direction: inbound
+    schedule: "*/15 * * * *"
+    epicor: kinetic-sandbox
+    entity: vendors
+    sftp: partner-sftp
+    folder: /inbound
+    pattern: "*.txt"
+    archive_folder: /archive
+    error_folder: /error
+    settle_seconds: 0
+    format: {type: fixed-width}
+  invoice-confirmations:         # I3: invoice confirmations CSV -> AP invoices
+    direction: inbound
+    schedule: "*/15 * * * *"
+    epicor: kinetic-sandbox
+    entity: ap-invoices
+    sftp: partner-sftp
+    folder: /inbound
+    pattern: "invoices*.csv"
+    archive_folder: /archive
+    error_folder: /error
+    settle_seconds: 0
+    constants: {GroupID: SEED01}
+    format: {type: csv}
+  remittance-in:                 # I2: 820 payment advice -> cash receipts + a 997
+    direction: inbound
+    schedule: "*/15 * * * *"
+    epicor: kinetic-sandbox
+    entity: cash-receipts
     sftp: partner-sftp
     folder: /inbound
     pattern: "*.820"
     archive_folder: /archive
     error_folder: /error
     ack_folder: /acks
-    epicor: kinetic-sandbox
-    entity: cash-receipts
+    settle_seconds: 0
     constants: {GroupID: CASH01}
     format: {type: x12, set: "820"}
+  bank-acks-in:                  # I4: the bank's 997 for our 820 -> file marked accepted
+    direction: inbound
+    schedule: "*/15 * * * *"
+    epicor: kinetic-sandbox
+    entity: acknowledgments
+    sftp: partner-sftp
+    folder: /inbound
+    pattern: "*.997"
+    archive_folder: /archive
+    settle_seconds: 0
+    format: {type: x12, set: "997"}
 """
+
+OUTBOUND = ("vendors-to-partner", "invoices-to-partner", "payments-to-bank")
+INBOUND = ("vendors-from-partner", "vendors-fixed-width", "invoice-confirmations", "remittance-in")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _Background:
+    """The sandbox servers on their own event loop thread (the CLI steps run their own loops)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=60)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+def _partner_files(sftp_root: Path) -> None:
+    inbound = sftp_root / "inbound"
+    (inbound / "vendors_2026-11-23.csv").write_text(
+        "VendorID,Name,Address1,City,State,ZIP,Country,TermsCode\r\n"
+        "V0002,Contoso Metals Inc.,500 Steel Way,Gary,IN,46402,USA,N30\r\n"
+        "P10001,Harbor Freight Partners,12 Dock Rd,Long Beach,CA,90802,USA,N45\r\n"
+        "P10002,Summit Packaging,9 Ridge Ave,Denver,CO,80202,USA,N30\r\n"
+    )
+    line = "P20001  " + "Prairie Tools LLC".ljust(50) + "Omaha".ljust(30) + "NE" + "68102".ljust(10) + "N30 "
+    (inbound / "vendors_fixed.txt").write_text(line + "\r\n")
+    (inbound / "invoices_confirmed.csv").write_text(
+        "VendorID,InvoiceNum,InvoiceDate,DueDate,InvoiceAmt,Description\r\n"
+        "V0001,NW-88001,2026-11-20,2026-12-20,1250.00,Freight November\r\n"
+        "V0002,CM-5512,2026-11-21,2026-12-21,980.40,Steel coil\r\n"
+    )
+    # the malformed one: a date that is not a date, on line 3
+    (inbound / "vendors_broken.csv").write_text(
+        'VendorID,Name,City,TermsCode\r\nP30001,Fine Vendor,Reno,N30\r\nP30002,"Unclosed quote,Reno,N30\r\n'
+    )
+    payments = [
+        Payment(
+            trace_number="CHK-771001",
+            payment_date=date(2026, 11, 22),
+            amount=Decimal("775.00"),
+            payer_name="Customer Two",
+            payee_name="Epicor Demo Co",
+            lines=(RemittanceLine("1001", Decimal("525.00")), RemittanceLine("1005", Decimal("250.00"))),
+        ),
+        Payment(
+            trace_number="CHK-771002",
+            payment_date=date(2026, 11, 22),
+            amount=Decimal("300.00"),
+            payer_name="Customer Two",
+            payee_name="Epicor Demo Co",
+            lines=(RemittanceLine("1009", Decimal("300.00")),),
+        ),
+    ]
+    (inbound / "remit_customer2.820").write_text(_x12(payments, 4401, "CUSTOMER2", "EPICDEMO"))
+
+
+def _x12(payments: list[Payment], isa13: int, sender: str, receiver: str) -> str:
+    import io
+
+    out = io.StringIO()
+    w = X12Writer(out, Envelope(sender_id=sender, receiver_id=receiver))
+    when = datetime.now(UTC)
+    w.begin_interchange(isa13, when)
+    w.begin_group("RA", isa13, when)
+    for n, p in enumerate(payments, 1):
+        w.write_set("820", n, payment_to_820(p, "004010", when))
+    w.end_group()
+    w.end_interchange()
+    return out.getvalue()
+
+
+def _bank_997(sftp_root: Path) -> str | None:
+    """What the bank answers to our 820: its 997, dropped where I4 picks it up."""
+    sent = sorted((sftp_root / "outbound").glob("*.820"))
+    if not sent:
+        return None
+    _, reader = read_x12(sent[-1].read_bytes())
+    plan = build_997(reader.interchanges[0], isa13=9001, gs06=9001, st02_start=1, when=datetime.now(UTC))
+    if plan.text is None:
+        return None
+    path = sftp_root / "inbound" / "bank_ack.997"
+    path.write_text(plan.text)
+    return path.name
 
 
 def run_demo(home: Path | None, console: Console) -> int:
     from . import main
 
+    started = time.monotonic()
     home = home or Path(tempfile.mkdtemp(prefix="ml-connector-demo-"))
     base = ["--home", str(home)]
-    # Demo credentials are generated here and handed over by environment variable name, as a
-    # user would: never on the command line.
-    os.environ["DEMO_KINETIC_API_KEY"] = secrets.token_urlsafe(24)
-    os.environ["DEMO_KINETIC_PASSWORD"] = secrets.token_urlsafe(16)
-    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    api_key, password = secrets.token_urlsafe(24), secrets.token_urlsafe(16)
+    os.environ["DEMO_KINETIC_API_KEY"] = api_key
+    os.environ["DEMO_KINETIC_PASSWORD"] = password
+    sandbox = KineticSandbox(SandboxOptions(instance="EpicorDemo", api_key=api_key, users={"manager": password}))
+    sandbox.seed()
+    sandbox.generate_payments(3, vendor_num=2)
+    sftp_root = Path(tempfile.mkdtemp(prefix="ml-connector-demo-sftp-"))
+    for sub in ("inbound", "outbound", "archive", "error", "acks"):
+        (sftp_root / sub).mkdir()
     client_key = asyncssh.generate_private_key("ssh-ed25519")
-    key_path = home / "demo_client_ed25519"
+    sftp = EmbeddedSftpServer(
+        sftp_root, {"partner": SftpUser(public_keys=[client_key.export_public_key().decode()])}, port=_free_port()
+    )
+    background = _Background()
+    kinetic_port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(sandbox.app, host="127.0.0.1", port=kinetic_port, log_level="warning", lifespan="off")
+    )
+    codes: dict[str, int] = {}
 
-    def step(title: str, *args: str) -> None:
+    def step(title: str, *args: str, expect: tuple[int, ...] = (0,)) -> int:
         console.print(Rule(title))
         console.print(f"$ ml-connector {shlex.join(args)}", style="bold cyan")
         try:
             main([*base, *args])
+            code = 0
         except SystemExit as exc:
-            if exc.code not in (0, None):
-                raise
+            code = int(exc.code or 0)
+        if code not in expect:
+            raise SystemExit(code)
+        return code
 
-    step("1. Set up the home folder", "init")
-    client_key.write_private_key(str(key_path))
-    key_path.chmod(0o600)
-    (home / "flows.yaml").write_text(DEMO_FLOWS, encoding="utf-8")
-    pub = host_key.export_public_key().decode().strip()
-    step(
-        "2. Add an Epicor Kinetic connection (secrets from environment variables)",
-        "connections", "add-epicor", "kinetic-sandbox",
-        "--url", "http://127.0.0.1:8470/EpicorDemo", "--company", "EPIC06",
-        "--username", "manager", "--auth", "token",
-        "--api-key-env", "DEMO_KINETIC_API_KEY", "--password-env", "DEMO_KINETIC_PASSWORD",
-    )  # fmt: skip
-    step(
-        "3. Add an SFTP connection with a private key and a pinned host key",
-        "connections", "add-sftp", "partner-sftp", "--host", "127.0.0.1", "--port", "8471",
-        "--username", "partner", "--key-file", str(key_path), "--host-key", pub,
-    )  # fmt: skip
-    step("4. Connections are listed without secrets", "connections", "list")
-    step("5. Settings are shown without credentials", "connections", "show", "partner-sftp")
-    step("6. Flows are validated against their connections", "flows", "validate")
-    step("7. Flows", "flows", "list")
-    step("8. Rotate the master key: every row re-encrypted, old key retired", "keys", "rotate")
-    step("9. The audit trail", "audit")
-    console.print(Rule("Done"))
-    console.print(f"Home folder: {home}  (database, master.key, staging/, flows.yaml)")
-    console.print("Next: ml-connector --home " + shlex.quote(str(home)) + " audit --json")
+    try:
+        background.run(sftp.start())
+        serving = asyncio.run_coroutine_threadsafe(server.serve(), background.loop)
+        deadline = time.monotonic() + 15
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        console.print(
+            f"Kinetic sandbox on http://127.0.0.1:{kinetic_port}/EpicorDemo (company EPIC06, seeded), "
+            f"SFTP sandbox on 127.0.0.1:{sftp.port} (host key {sftp.fingerprint})",
+            highlight=False,
+        )
+
+        step("1. Set up the home folder", "init")
+        key_path = home / "demo_client_ed25519"
+        client_key.write_private_key(str(key_path))
+        key_path.chmod(0o600)
+        (home / "flows.yaml").write_text(DEMO_FLOWS, encoding="utf-8")
+        step(
+            "2. A Kinetic connection: API key and password from environment variables, token auth",
+            "connections",
+            "add-epicor",
+            "kinetic-sandbox",
+            "--url",
+            f"http://127.0.0.1:{kinetic_port}/EpicorDemo",
+            "--company",
+            "EPIC06",
+            "--username",
+            "manager",
+            "--auth",
+            "token",
+            "--api-key-env",
+            "DEMO_KINETIC_API_KEY",
+            "--password-env",
+            "DEMO_KINETIC_PASSWORD",
+        )
+        step(
+            "3. An SFTP connection: a private key and a pinned host key",
+            "connections",
+            "add-sftp",
+            "partner-sftp",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(sftp.port),
+            "--username",
+            "partner",
+            "--key-file",
+            str(key_path),
+            "--host-key",
+            sftp.host_key_line,
+        )
+        step("4. Both connections work", "connections", "test", "kinetic-sandbox")
+        step("5. The flows (O1-O3 outbound, I1-I4 inbound) are valid", "flows", "validate")
+
+        _partner_files(sftp_root)
+        console.print(Rule("6. The partner dropped files on the SFTP server"))
+        for p in sorted((sftp_root / "inbound").iterdir()):
+            console.print(f"  /inbound/{p.name}  ({p.stat().st_size} bytes)", highlight=False)
+        for n, flow in enumerate(OUTBOUND, start=7):
+            codes[flow] = step(f"{n}. Outbound: {flow}", "run", flow)
+        for n, flow in enumerate(INBOUND, start=7 + len(OUTBOUND)):
+            codes[flow] = step(f"{n}. Inbound: {flow}", "run", flow, expect=(0, 1))
+        ack = _bank_997(sftp_root)
+        console.print(Rule(f"{7 + len(OUTBOUND) + len(INBOUND)}. The bank answered our 820 with a 997 ({ack})"))
+        codes["bank-acks-in"] = step("   Inbound: bank-acks-in", "run", "bank-acks-in")
+        step("Every file in the ledger", "files")
+        _summary(console, home, sandbox, sftp_root, codes, time.monotonic() - started)
+    finally:
+        server.should_exit = True
+        try:
+            if "serving" in locals():
+                serving.result(timeout=15)
+            background.run(sftp.stop())
+        finally:
+            background.stop()
     return 0
+
+
+def _summary(
+    console: Console, home: Path, sandbox: KineticSandbox, sftp_root: Path, codes: dict[str, int], elapsed: float
+) -> None:
+    from ..store import Store
+
+    store = Store.open(f"sqlite:///{home / 'ml-connector.db'}")
+    try:
+        files = store.ledger.files()
+        events = Counter(e.kind.split(".")[0] for e in store.audit.query(limit=None))
+        created = sum(1 for f in files for r in store.ledger.records(f.id, ["posted"]) if r.erp_keys.get("created"))
+        updated = sum(
+            1 for f in files for r in store.ledger.records(f.id, ["posted"]) if r.erp_keys.get("created") is False
+        )
+        errors = [f for f in files if f.state == "error"]
+        acked = [f for f in files if f.details.get("ack") == "accepted"]
+    finally:
+        store.close()
+    console.print(Rule("Summary"))
+    t = Table("what", "how many", "details", title=f"demo finished in {elapsed:.1f} s", title_justify="left")
+    sent = [f for f in files if f.direction == "outbound" and f.state == "delivered"]
+    received = [f for f in files if f.direction == "inbound"]
+    t.add_row("files sent to the partner", str(len(sent)), ", ".join(f.name for f in sent))
+    t.add_row("files received", str(len(received)), ", ".join(f"{f.name}: {f.state}" for f in received))
+    t.add_row("records created in Kinetic", str(created), "vendors, AP invoices, cash receipts")
+    t.add_row("records updated in Kinetic", str(updated), "existing vendors matched by VendorID")
+    acks = sorted(p.name for p in (sftp_root / "acks").iterdir())
+    t.add_row("997s written to /acks", str(len([a for a in acks if a.endswith(".997")])), ", ".join(acks))
+    t.add_row("our 820s accepted by the bank", str(len(acked)), ", ".join(f.name for f in acked))
+    for f in errors:
+        t.add_row("[red]in the error folder[/]", "1", f.error or f.name)
+    t.add_row("audit events", str(sum(events.values())), ", ".join(f"{k} {v}" for k, v in events.most_common()))
+    console.print(t)
+    console.print(
+        f"Kinetic sandbox now holds {sandbox.row_count('Vendor')} vendors, {sandbox.row_count('APInvHed')} AP "
+        f"invoices and {sandbox.row_count('CashHead')} cash receipts.",
+        highlight=False,
+    )
+    h = shlex.quote(str(home))
+    console.print("Where to look next:", highlight=False)
+    console.print(f"  ml-connector --home {h} files --state error       the file ledger", highlight=False)
+    console.print(f"  ml-connector --home {h} audit --flow remittance-in every call and transfer", highlight=False)
+    console.print(f"  ml-connector --home {h} status --no-remote       each flow at a glance", highlight=False)
+    console.print(f"  {sftp_root}/error/*.error.json                  why a file was rejected", highlight=False)
+    console.print(f"  {home}/flows.yaml                               the sample flows", highlight=False)

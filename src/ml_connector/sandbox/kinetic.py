@@ -208,6 +208,11 @@ class KineticSandbox:
         self.insert_rows("InvcHead", [{"InvoiceNum": 1000 + i, "CustNum": 1 + i % 4, "InvoiceAmt": Decimal(500 + 25 * i),
                                        "InvoiceBal": Decimal(500 + 25 * i)} for i in range(1, 21)])  # fmt: skip
 
+    def row_count(self, table: str) -> int:
+        """Rows in one sandbox table (the demo's summary)."""
+        with self.engine.connect() as conn:
+            return int(conn.scalar(select(func.count()).select_from(TABLES[table])) or 0)
+
     def generate_vendors(self, count: int) -> None:
         """``count`` more vendors for benchmarks."""
         with self.engine.connect() as conn:

@@ -207,3 +207,14 @@ def test_json_schema_describes_both_directions() -> None:
     text = json.dumps(schema)
     assert schema["title"] == "ml-connector flows.yaml"
     assert "OutboundFlow" in text and "InboundFlow" in text and "CsvFormat" in text
+
+
+def test_configuration_reference_is_current() -> None:
+    """docs/configuration.md is generated from the models: regenerate it when they change."""
+    from pathlib import Path
+
+    from ml_connector.reference import EXAMPLE, render
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
+    assert doc.read_text() == render(), "run: python -m ml_connector.reference > docs/configuration.md"
+    assert len(parse_flows(EXAMPLE).flows) == 2  # the example in the reference is valid

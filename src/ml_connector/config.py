@@ -215,14 +215,14 @@ Format = Annotated[CsvFormat | FixedWidthFormat | X12Format, Field(discriminator
 
 
 class _FlowBase(_Model):
-    description: str | None = None
-    enabled: bool = True
+    description: str | None = Field(None, description="free text for people")
+    enabled: bool = Field(True, description="serve skips disabled flows; run still runs them")
     schedule: str | None = Field(None, description="cron expression (5 fields)")
-    timezone: str = "UTC"
+    timezone: str = Field("UTC", description="IANA zone for schedule and {now}, e.g. America/Chicago")
     epicor: str = Field(description="name of an Epicor connection")
     sftp: str = Field(description="name of an SFTP connection")
     folder: str = Field(description="remote folder")
-    format: Format
+    format: Format = Field(description="the file layout: csv, fixed-width or x12")
     constants: dict[str, str] = Field(
         default_factory=dict,
         description="inbound: Epicor fields set on every record (e.g. GroupID); "
@@ -254,16 +254,16 @@ class _FlowBase(_Model):
 
 
 class OutboundFlow(_FlowBase):
-    direction: Literal["outbound"]
-    entity: Entity
+    direction: Literal["outbound"] = Field(description="Kinetic -> file -> SFTP")
+    entity: Entity = Field(description="what is read from Kinetic")
     cursor: str | None = Field(None, description="cursor field; default per entity")
     overlap_seconds: int = Field(0, ge=0, description="date cursors: re-read this window")
     filter: str | None = Field(None, description="extra OData $filter ANDed to the cursor filter")
-    page_size: int = Field(500, ge=1, le=10000)
-    filename: str = "{flow}_{now:%Y%m%d_%H%M%S}.{ext}"
+    page_size: int = Field(500, ge=1, le=10000, description="rows per OData page ($top)")
+    filename: str = Field("{flow}_{now:%Y%m%d_%H%M%S}.{ext}", description="template: {flow} {run} {seq} {ext} {now:strftime}")
     split_every: int | None = Field(None, ge=1, description="records per file")
-    on_no_changes: Literal["skip", "empty-file"] = "skip"
-    on_conflict: Literal["fail", "overwrite", "unique"] = "fail"
+    on_no_changes: Literal["skip", "empty-file"] = Field("skip", description="no changed records: no file, or a header-only file")
+    on_conflict: Literal["fail", "overwrite", "unique"] = Field("fail", description="the final remote name exists already")
 
     @property
     def cursor_field(self) -> str:
@@ -271,18 +271,18 @@ class OutboundFlow(_FlowBase):
 
 
 class InboundFlow(_FlowBase):
-    direction: Literal["inbound"]
-    entity: InboundEntity
-    pattern: str = "*"
+    direction: Literal["inbound"] = Field(description="SFTP -> file -> Kinetic")
+    entity: InboundEntity = Field(description="what the records become in Kinetic (acknowledgments: partner 997/TA1)")
+    pattern: str = Field("*", description="which file names in folder belong to this flow")
     pattern_type: Literal["glob", "regex"] = "glob"
-    archive_folder: str | None = None
-    error_folder: str | None = None
-    ack_folder: str | None = None
-    settle_seconds: float = Field(5.0, ge=0)
-    min_age_seconds: float = Field(0.0, ge=0)
-    max_files_per_poll: int = Field(100, ge=1)
-    on_duplicate: Literal["skip", "process"] = "skip"
-    concurrency: int = Field(4, ge=1, le=64)
+    archive_folder: str | None = Field(None, description="processed files move here (else they stay, skipped by the ledger)")
+    error_folder: str | None = Field(None, description="rejected files move here with NAME.error.json")
+    ack_folder: str | None = Field(None, description="997/TA1 replies to inbound X12 are written here")
+    settle_seconds: float = Field(5.0, ge=0, description="a file is ready when size and mtime held still this long")
+    min_age_seconds: float = Field(0.0, ge=0, description="or when it is at least this old")
+    max_files_per_poll: int = Field(100, ge=1, description="files taken per run, oldest first")
+    on_duplicate: Literal["skip", "process"] = Field("skip", description="same bytes as an earlier file")
+    concurrency: int = Field(4, ge=1, le=64, description="records posted at once")
     batch_size: int = Field(100, ge=1, le=5000, description="records looked up and posted per batch")
     on_bad_records: Literal["reject-file", "skip-records"] = Field(
         "reject-file", description="CSV/fixed-width lines that cannot be read: reject the whole file, or post the rest"

@@ -1,0 +1,135 @@
+"""The flows.yaml reference, generated from the pydantic models so it cannot drift.
+
+``python -m ml_connector.reference > docs/configuration.md`` (a test checks the file is current).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from . import config as c
+
+SECTIONS: list[tuple[str, type[BaseModel], str]] = [
+    ("Outbound flow (`direction: outbound`)", c.OutboundFlow, "flows.NAME"),
+    ("Inbound flow (`direction: inbound`)", c.InboundFlow, "flows.NAME"),
+    ("CSV format (`format.type: csv`)", c.CsvFormat, "flows.NAME.format"),
+    ("Fixed-width format (`format.type: fixed-width`)", c.FixedWidthFormat, "flows.NAME.format"),
+    ("Fixed-width record layout", c.RecordLayout, "flows.NAME.format.records[]"),
+    ("X12 format (`format.type: x12`)", c.X12Format, "flows.NAME.format"),
+    ("X12 partner envelope", c.X12Partner, "flows.NAME.format.partner"),
+    ("Column", c.Column, "format.columns[]"),
+    ("Column override", c.ColumnOverride, "format.overrides.FIELD"),
+    ("Alerts", c.AlertsConfig, "alerts"),
+    ("Webhook channel", c.WebhookChannel, "alerts.webhook"),
+    ("Email channel", c.EmailChannel, "alerts.email"),
+    ("Retention", c.RetentionConfig, "retention"),
+    ("Serve", c.ServeConfig, "serve"),
+]
+
+
+def _type(info: FieldInfo) -> str:
+    text = str(info.annotation).replace("typing.", "").replace("ml_connector.config.", "")
+    text = text.replace("<class '", "").replace("'>", "").replace("NoneType", "None")
+    for name in ("CsvFormat | FixedWidthFormat | X12Format",):
+        if name in text:
+            return "csv / fixed-width / x12 format"
+    if "Literal[" in text:
+        inner = text[text.index("Literal[") + 8 : text.rindex("]")]
+        return " / ".join(v.strip().strip("'") for v in inner.split(","))
+    return text.replace("Annotated[", "").split(", FieldInfo")[0]
+
+
+def _default(info: FieldInfo) -> str:
+    if info.is_required():
+        return "**required**"
+    if info.default_factory is not None:
+        try:
+            value: Any = info.default_factory()  # type: ignore[call-arg]
+        except TypeError:
+            return ""
+        if isinstance(value, BaseModel):
+            return "(defaults below)"
+        return f"`{json.dumps(value)}`" if value not in ({}, []) else ""
+    if info.default is None:
+        return ""
+    value = info.default
+    shown = value if isinstance(value, str) and value.isprintable() else json.dumps(value)
+    return f"`{shown}`"
+
+
+def render() -> str:
+    lines = [
+        "# flows.yaml reference",
+        "",
+        "Generated from the models in `src/ml_connector/config.py` by `python -m ml_connector.reference`;",
+        "`ml-connector flows schema` writes the same as JSON Schema for editors. A test fails when this",
+        "file is out of date. Top level: `flows` (name to flow), `alerts`, `retention`, `serve`.",
+        "",
+    ]
+    for title, model, where in SECTIONS:
+        lines += [f"## {title}", "", f"Where: `{where}`.", "", "| key | type | default | meaning |", "|---|---|---|---|"]
+        for name, info in model.model_fields.items():
+            desc = (info.description or "").replace("|", "\\|")
+            kind = _type(info).replace("|", "\\|")
+            lines.append(f"| `{name}` | {kind} | {_default(info)} | {desc} |")
+        lines.append("")
+    lines += [
+        "## Example",
+        "",
+        "```yaml",
+        EXAMPLE.strip(),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+EXAMPLE = """
+flows:
+  invoices-to-partner:
+    direction: outbound
+    schedule: "0 19 * * 1-5"
+    timezone: America/Chicago
+    epicor: kinetic-prod
+    entity: ap-invoices
+    filter: "Posted eq true"
+    sftp: logistics-partner
+    folder: /outbound
+    filename: "invoices_{now:%Y%m%d_%H%M%S}.csv"
+    format:
+      type: csv
+      columns:
+        - {header: Vendor, field: VendorNumVendorID}
+        - {header: Invoice, field: InvoiceNum}
+        - {header: Amount, field: InvoiceAmt, type: decimal, format: "0.00"}
+        - {header: Due, field: DueDate, type: date, format: "%Y-%m-%d"}
+        - {header: Terms, field: TermsCode, lookup: {N30: NET30}, lookup_default: OTHER}
+  remittance-in:
+    direction: inbound
+    schedule: "*/15 * * * *"
+    sftp: logistics-partner
+    folder: /inbound
+    pattern: "*.820"
+    archive_folder: /archive
+    error_folder: /error
+    ack_folder: /acks
+    epicor: kinetic-prod
+    entity: cash-receipts
+    constants: {GroupID: CASH01}
+    format: {type: x12, set: "820", partner: {sender_id: ACME, receiver_id: PARTNER}}
+alerts:
+  webhook: {url: "https://hooks.example.com/mlc", secret_env: MLC_WEBHOOK_SECRET}
+  email: {host: smtp.example.com, username: alerts, password_env: MLC_SMTP_PASSWORD,
+          sender: mlc@example.com, to: [integration@example.com]}
+  throttle_minutes: 60
+retention: {audit_days: 90, staging_days: 30}
+serve: {metrics_port: 9464}
+"""
+
+
+if __name__ == "__main__":
+    print(render(), end="")

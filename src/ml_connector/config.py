@@ -260,10 +260,16 @@ class OutboundFlow(_FlowBase):
     overlap_seconds: int = Field(0, ge=0, description="date cursors: re-read this window")
     filter: str | None = Field(None, description="extra OData $filter ANDed to the cursor filter")
     page_size: int = Field(500, ge=1, le=10000, description="rows per OData page ($top)")
-    filename: str = Field("{flow}_{now:%Y%m%d_%H%M%S}.{ext}", description="template: {flow} {run} {seq} {ext} {now:strftime}")
+    filename: str = Field(
+        "{flow}_{now:%Y%m%d_%H%M%S}.{ext}", description="template: {flow} {run} {seq} {ext} {now:strftime}"
+    )
     split_every: int | None = Field(None, ge=1, description="records per file")
-    on_no_changes: Literal["skip", "empty-file"] = Field("skip", description="no changed records: no file, or a header-only file")
-    on_conflict: Literal["fail", "overwrite", "unique"] = Field("fail", description="the final remote name exists already")
+    on_no_changes: Literal["skip", "empty-file"] = Field(
+        "skip", description="no changed records: no file, or a header-only file"
+    )
+    on_conflict: Literal["fail", "overwrite", "unique"] = Field(
+        "fail", description="the final remote name exists already"
+    )
 
     @property
     def cursor_field(self) -> str:
@@ -275,7 +281,9 @@ class InboundFlow(_FlowBase):
     entity: InboundEntity = Field(description="what the records become in Kinetic (acknowledgments: partner 997/TA1)")
     pattern: str = Field("*", description="which file names in folder belong to this flow")
     pattern_type: Literal["glob", "regex"] = "glob"
-    archive_folder: str | None = Field(None, description="processed files move here (else they stay, skipped by the ledger)")
+    archive_folder: str | None = Field(
+        None, description="processed files move here (else they stay, skipped by the ledger)"
+    )
     error_folder: str | None = Field(None, description="rejected files move here with NAME.error.json")
     ack_folder: str | None = Field(None, description="997/TA1 replies to inbound X12 are written here")
     settle_seconds: float = Field(5.0, ge=0, description="a file is ready when size and mtime held still this long")

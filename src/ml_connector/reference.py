@@ -71,7 +71,14 @@ def render() -> str:
         "",
     ]
     for title, model, where in SECTIONS:
-        lines += [f"## {title}", "", f"Where: `{where}`.", "", "| key | type | default | meaning |", "|---|---|---|---|"]
+        lines += [
+            f"## {title}",
+            "",
+            f"Where: `{where}`.",
+            "",
+            "| key | type | default | meaning |",
+            "|---|---|---|---|",
+        ]
         for name, info in model.model_fields.items():
             desc = (info.description or "").replace("|", "\\|")
             kind = _type(info).replace("|", "\\|")

@@ -103,7 +103,9 @@ class Alerter:
         for f in self.store.ledger.files(direction="outbound", states=["delivered"]):
             if f.details.get("ack") != "pending" or f.details.get("ack_overdue_alerted"):
                 continue
-            if now - f.updated_at >= limit:
+            sent = f.details.get("delivered_at")
+            since = datetime.fromisoformat(sent) if isinstance(sent, str) else f.updated_at
+            if now - since >= limit:
                 out.append(
                     Alert(
                         "ack_overdue",

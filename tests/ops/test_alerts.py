@@ -182,3 +182,17 @@ def test_run_outcomes_become_alerts(env: Env, webhook: Any) -> None:
     assert all(f.state == "failed" for f in fails)
     kinds2 = {a.kind for a in alerter.from_run(fails[-1])}
     assert {"run_failed", "repeated_failures"} <= kinds2
+
+
+def test_outbound_x12_without_an_ack_in_time_raises_one_alert(store: Store) -> None:
+    file_id = store.ledger.record_intent(flow="payments-out", run_id="r1", remote_path="/out/remit.820",
+                                         local_path="/nowhere", sha256="0" * 64, size=10, details={})  # fmt: skip
+    store.ledger.update_file(
+        file_id, state="delivered", details={"ack": "pending", "delivered_at": datetime.now(UTC).isoformat()}
+    )
+    alerter = Alerter(AlertsConfig(ack_timeout_minutes=30), store, environ={})
+    assert alerter.overdue_acks() == []  # just sent: not overdue yet
+    store.ledger.update_file(file_id, details={"delivered_at": (datetime.now(UTC) - timedelta(minutes=31)).isoformat()})
+    (alert,) = alerter.overdue_acks()
+    assert alert.kind == "ack_overdue" and alert.flow == "payments-out" and "remit.820" in alert.message
+    assert alerter.overdue_acks() == []  # alerted once, not every minute

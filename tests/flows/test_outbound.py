@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from decimal import Decimal
+from pathlib import Path
 
 from ml_connector.formats.x12 import read_x12
 from ml_connector.formats.x12.remit820 import interpret_820
@@ -40,7 +41,10 @@ def test_vendors_to_csv_then_only_changes_then_nothing(env: Env) -> None:
     (delivered,) = env.store.ledger.files(flow="vendors-out", direction="outbound")
     assert delivered.state == "delivered" and delivered.sha256 == sha256(env.local("outbound") / names[0])
     assert env.store.watermarks.get("vendors-out") is not None
-    assert not list(env.home.staging.rglob("*.out")), "staged copy removed after delivery"
+    flow_staging = env.home.staging / "outbound" / "vendors-out"
+    assert not list(flow_staging.glob("*.out")), "no render left behind after delivery"
+    kept = Path(delivered.details["kept"])  # kept for replay, byte-identical
+    assert kept.parent == flow_staging / "sent" and sha256(kept) == delivered.sha256
 
     # a change in Kinetic: the next run sends only that vendor
     async def touch(k):  # type: ignore[no-untyped-def]

@@ -257,7 +257,6 @@ class OutboundFlow(_FlowBase):
     direction: Literal["outbound"] = Field(description="Kinetic -> file -> SFTP")
     entity: Entity = Field(description="what is read from Kinetic")
     cursor: str | None = Field(None, description="cursor field; default per entity")
-    overlap_seconds: int = Field(0, ge=0, description="date cursors: re-read this window")
     filter: str | None = Field(None, description="extra OData $filter ANDed to the cursor filter")
     page_size: int = Field(500, ge=1, le=10000, description="rows per OData page ($top)")
     filename: str = Field(

@@ -71,6 +71,7 @@ async def run_sandbox(folder: Path, kinetic_port: int, sftp_port: int, console: 
         key_path.chmod(0o600)
     sandbox = KineticSandbox(SandboxOptions(api_key=api_key, users={"manager": password}))
     sandbox.seed(vendors)
+    sandbox.generate_payments(3, vendor_num=2)  # something for an ap-payments (820) flow to send
     sftp_root = folder / "sftp"
     for sub in ("inbound", "outbound", "archive", "error", "acks"):
         (sftp_root / sub).mkdir(parents=True, exist_ok=True)

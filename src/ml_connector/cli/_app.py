@@ -637,14 +637,14 @@ def audit(
             typer.echo(json.dumps(e.as_json(), sort_keys=True))
         return
     # Columns that say nothing for these events (no flow, no run) are left out on narrow screens.
-    show_flow = any(e.flow for e in events)
+    show_flow = len({e.flow for e in events if e.flow}) > 1 or (any(e.flow for e in events) and flow is None)
     show_run = any(e.run_id for e in events)
     columns = [Column("time (UTC)", no_wrap=True, min_width=19)]
     columns += [Column("flow", min_width=8)] if show_flow else []
     columns += [Column("run", no_wrap=True, min_width=8)] if show_run else []
     wide = out.width >= 140  # details only where they fit; `--json` always has them
-    columns += [Column("kind", no_wrap=True), Column("subject", overflow="fold"), Column("outcome"),
-                Column("ms", justify="right")]  # fmt: skip
+    columns += [Column("kind", no_wrap=True), Column("subject", overflow="fold", min_width=22),
+                Column("outcome", no_wrap=True), Column("ms", justify="right", no_wrap=True)]  # fmt: skip
     columns += [Column("details", overflow="ellipsis", no_wrap=True, max_width=70)] if wide else []
     table = Table(*columns)
     for e in events:
@@ -652,12 +652,20 @@ def audit(
         table.add_row(
             *cells,
             e.kind,
-            e.subject or "",
+            _short_subject(e.subject or ""),
             e.outcome,
             f"{e.duration_ms:.0f}" if e.duration_ms is not None else "",
             *([json.dumps(e.details, sort_keys=True) if e.details else ""] if wide else []),
         )
     out.print(table if events else "no audit events match")
+
+
+_ODATA_PREFIX = re.compile(r"/api/v2/odata/[^/]+/(?:Erp\.BO\.)?")
+
+
+def _short_subject(subject: str) -> str:
+    """``POST /api/v2/odata/EPIC06/Erp.BO.VendorSvc/Update`` reads ``POST VendorSvc/Update`` in tables."""
+    return _ODATA_PREFIX.sub("", subject)
 
 
 def _ts(value: datetime) -> str:
@@ -759,12 +767,13 @@ def files(
     if as_json:
         out.print_json(json.dumps([r.as_json() for r in rows], default=str))
         return
-    table = Table("id", "flow", "dir", "state", Column("path", overflow="fold"), "size", "updated",
-                  Column("note", overflow="fold"))  # fmt: skip
+    table = Table("id", Column("flow", no_wrap=True), Column("state", no_wrap=True),
+                  Column("file", overflow="fold", min_width=18), Column("updated", no_wrap=True),
+                  Column("note", overflow="fold", min_width=12))  # fmt: skip
     for r in rows:
         note = r.error or (f"ack {r.details['ack']}" if r.details.get("ack") else "")
-        table.add_row(str(r.id), r.flow, r.direction[:3], r.state, r.remote_path, str(r.size) if r.size >= 0 else "",
-                      r.updated_at.strftime("%Y-%m-%d %H:%M:%S"), note)  # fmt: skip
+        note = note.removeprefix(r.name + ": ")
+        table.add_row(str(r.id), r.flow, r.state, r.name, r.updated_at.strftime("%m-%d %H:%M"), note)
     out.print(table)
 
 

@@ -282,3 +282,33 @@ def test_820_to_ap_payments_and_partner_997_marks_our_outbound_file(env: Env) ->
     env.drop("stranger.997", other.replace("AK1*RA*1~", "AK1*RA*9999~"))
     stranger = env.run("acks-in")
     assert stranger.counts.get("records_failed", 0) >= 1
+
+
+def test_invoice_confirmations_csv_to_ap_invoices(env: Env) -> None:
+    env.flows("""
+    invoices-in:
+      direction: inbound
+      epicor: kinetic
+      entity: ap-invoices
+      sftp: sftp
+      folder: "{base}/inbound"
+      archive_folder: "{base}/archive"
+      error_folder: "{base}/error"
+      settle_seconds: 0
+      on_bad_records: skip-records
+      constants: {GroupID: SEED01}
+      format: {type: csv}
+    """)
+    env.drop("confirmations.csv", "VendorID,InvoiceNum,InvoiceDate,DueDate,InvoiceAmt,Description\r\n"
+                                  "V0001,NW-1,2026-11-20,2026-12-20,1250.00,Freight\r\n"
+                                  "V0002,INV-002-1,2026-10-01,2026-10-31,1324.00,Updated description\r\n"
+                                  "NOSUCH,X-1,2026-11-20,2026-12-20,10.00,Unknown vendor\r\n")  # fmt: skip
+    result = env.run("invoices-in")
+    assert result.counts["records_posted"] == 2 and result.counts["records_failed"] == 1
+    rows = {(r["VendorNum"], r["InvoiceNum"]): r for r in env.kinetic_rows("APInvoices", "Erp.BO.APInvoiceSvc")}
+    assert Decimal(rows[(1, "NW-1")]["InvoiceAmt"]) == Decimal("1250") and rows[(1, "NW-1")]["GroupID"] == "SEED01"
+    assert rows[(1, "NW-1")]["InvoiceDate"].startswith("2026-11-20")
+    assert rows[(2, "INV-002-1")]["Description"] == "Updated description"
+    assert len([k for k in rows if k[1] == "INV-002-1"]) == 1  # updated, not created again
+    side = json.loads((env.local("error") / "confirmations.csv.error.json").read_text())
+    assert "line 4" in side["problems"][0]["where"] and "NOSUCH" in side["problems"][0]["message"]

@@ -9,9 +9,8 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import threading
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,29 +19,13 @@ import asyncssh
 import pytest
 
 from ml_connector.connections import SftpSettings
+from ml_connector.sandbox.loop import LoopThread
 from ml_connector.secrets import Secret
 from ml_connector.sftp import EmbeddedSftpServer, SftpUser
 
 from .sshd import TEST_USER, Sshd, SshdUnavailable, start_sshd
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-class LoopThread:
-    """An asyncio loop on a daemon thread, for servers the tests talk to."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=60)
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        self.loop.close()
 
 
 @pytest.fixture(scope="session")

@@ -16,14 +16,11 @@ import secrets
 import shlex
 import socket
 import tempfile
-import threading
 import time
 from collections import Counter
-from collections.abc import Coroutine
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import asyncssh
 import uvicorn
@@ -36,6 +33,7 @@ from ..formats.x12.acks import build_997
 from ..formats.x12.remit820 import Payment, RemittanceLine, payment_to_820
 from ..formats.x12.writer import Envelope, X12Writer
 from ..sandbox.kinetic import KineticSandbox, SandboxOptions
+from ..sandbox.loop import LoopThread
 from ..sftp import EmbeddedSftpServer, SftpUser
 
 DEMO_FLOWS = """\
@@ -152,23 +150,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class _Background:
-    """The sandbox servers on their own event loop thread (the CLI steps run their own loops)."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=60)
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        self.loop.close()
-
-
 def _partner_files(sftp_root: Path) -> None:
     inbound = sftp_root / "inbound"
     (inbound / "vendors_2026-11-23.csv").write_text(
@@ -257,7 +238,7 @@ def run_demo(home: Path | None, console: Console) -> int:
     sftp = EmbeddedSftpServer(
         sftp_root, {"partner": SftpUser(public_keys=[client_key.export_public_key().decode()])}, port=_free_port()
     )
-    background = _Background()
+    background = LoopThread()
     kinetic_port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(sandbox.app, host="127.0.0.1", port=kinetic_port, log_level="warning", lifespan="off")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,7 +22,6 @@ from ..config import CsvFormat, FixedWidthFormat, InboundFlow, X12Format
 from ..errors import (
     ConnectError,
     FatalError,
-    MLConnectorError,
     NotFoundError,
     RecordError,
     TransientError,
@@ -41,9 +39,9 @@ from ..mapping import inbound_mapper, json_safe, natural_key, resolve_format
 from ..sftp import SftpClient
 from ..sftp.client import RemoteFile, join
 from ..store.ledger import INBOUND_OPEN, FileRow
-from .context import AuditBuffer, Lease, RunContext, RunResult, StopRequested, failpoint
+from .base import FlowRun
+from .context import AuditBuffer, RunContext, RunResult, failpoint
 
-log = logging.getLogger(__name__)
 OPEN_RECORDS = ("pending", "sending", "unknown")
 REQUIRED = {"vendors": ("VendorID",), "ap-invoices": ("VendorNumVendorID", "InvoiceNum")}
 MAX_PROBLEMS = 100
@@ -81,16 +79,16 @@ def _ack_partner_key(ic: InterchangeSummary) -> str:
     return f"{rq}:{rid}>{sq}:{sid}"
 
 
-class InboundRun:
+class InboundRun(FlowRun):
+    direction = "inbound"
+
     def __init__(self, ctx: RunContext, name: str, flow: InboundFlow, *, dry_run: bool = False) -> None:
-        self.ctx, self.name, self.flow, self.dry_run = ctx, name, flow, dry_run
+        super().__init__(ctx, name, flow)
+        self.flow: InboundFlow = flow
+        self.dry_run = dry_run
         self.fmt = resolve_format(flow)
-        self.result = RunResult(name, "inbound", None, "running")
-        self.run_id = "dry-run"
-        self.audit = AuditBuffer(ctx.store, name, None)
         self.ledger = ctx.store.ledger
         self.staging = ctx.staging / "inbound" / name
-        self.lease = Lease(ctx, name)
         self.mapper = None if isinstance(self.fmt, X12Format) else inbound_mapper(self.fmt.columns, flow.constants)
 
     # --- entry ----------------------------------------------------------------------------------
@@ -109,53 +107,10 @@ class InboundRun:
 
         return await self._lifecycle(work)
 
-    async def _lifecycle(self, work: Callable[[KineticClient, SftpClient], Awaitable[None]]) -> RunResult:
-        if not self.lease.acquire():
-            self.result.state = "locked"
-            self.result.error = f"flow {self.name} is running in another process"
-            return self.result
-        crashed = self.ledger.abandon_stale_runs(self.name)
-        self.run_id = self.ledger.start_run(self.name, "inbound", self.ctx.trigger)
-        self.result.run_id = self.run_id
-        self.audit = AuditBuffer(self.ctx.store, self.name, self.run_id, observe=self.ctx.observe)
-        self.audit("run.start", subject=self.name, details={"trigger": self.ctx.trigger, "crashed_runs": crashed})
-        state, error = "failed", None
-        try:
-            async with self.ctx.kinetic(self.flow.epicor, self.audit, self.name, self.run_id) as k:
-                sftp = self.ctx.sftp(self.flow.sftp, self.audit)
-                try:
-                    await work(k, sftp)
-                finally:
-                    await sftp.close()
-            bad = self.result.counts.get("files_error", 0) + self.result.counts.get("records_failed", 0)
-            unsettled = self.result.counts.get("files_open", 0)
-            state = "succeeded" if not bad and not unsettled else "partial"
-        except StopRequested as exc:
-            state, error = "stopped", str(exc)
-            self.audit("run.stopped", subject=self.name, outcome="warning")
-        except MLConnectorError as exc:
-            error = str(exc)
-            self.result.counts["exit_code"] = exc.exit_code
-            self.audit("run.error", subject=self.name, outcome="error", details={"error": error})
-        except Exception as exc:  # a bug: the run still ends recorded, unlocked, and reported
-            log.exception("flow %s: internal error", self.name)
-            error = f"internal error: {type(exc).__name__}: {exc}"
-            self.audit("run.error", subject=self.name, outcome="error", details={"error": error})
-        finally:
-            self.result.state, self.result.error = state, error
-            counts = {k: v for k, v in self.result.counts.items() if k != "exit_code"}
-            if state == "partial":
-                self.audit("alert.run_partial", subject=self.name, outcome="warning", details=counts)
-            self.audit(
-                "run.end",
-                subject=self.name,
-                outcome="ok" if state == "succeeded" else "error",
-                details={"state": state, **counts},
-            )
-            self.audit.flush()
-            self.ledger.finish_run(self.run_id, state, counts, error)
-            self.lease.release()
-        return self.result
+    def _outcome(self) -> str:
+        bad = self.result.counts.get("files_error", 0) + self.result.counts.get("records_failed", 0)
+        unsettled = self.result.counts.get("files_open", 0)
+        return "succeeded" if not bad and not unsettled else "partial"
 
     async def _work(self, k: KineticClient, sftp: SftpClient) -> None:
         # 1. finish what a crashed run left open, oldest first

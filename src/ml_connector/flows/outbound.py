@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import shutil
 import string
@@ -28,10 +27,10 @@ from ..kinetic import KineticClient, odata
 from ..mapping import outbound_mapper, resolve_format, source_fields
 from ..sftp import SftpClient
 from ..sftp.client import join
-from .context import AuditBuffer, Lease, RunContext, RunResult, StopRequested, failpoint
-from .render import CsvRenderer, FixedWidthRenderer, HashingFile, Renderer, X12Renderer
+from .base import FlowRun
+from .context import AuditBuffer, RunContext, RunResult, StopRequested, failpoint
+from .render import FlatRenderer, HashingFile, Renderer, X12Renderer
 
-log = logging.getLogger(__name__)
 SOURCES: dict[str, tuple[str, str]] = {
     "vendors": ("Erp.BO.VendorSvc", "Vendors"),
     "ap-invoices": ("Erp.BO.APInvoiceSvc", "APInvoices"),
@@ -81,18 +80,18 @@ class _Open:
     control: dict[str, Any] = field(default_factory=dict)
 
 
-class OutboundRun:
+class OutboundRun(FlowRun):
+    direction = "outbound"
+
     def __init__(self, ctx: RunContext, name: str, flow: OutboundFlow, *, dry_run: bool = False) -> None:
-        self.ctx, self.name, self.flow, self.dry_run = ctx, name, flow, dry_run
+        super().__init__(ctx, name, flow)
+        self.flow: OutboundFlow = flow
+        self.dry_run = dry_run
         self.fmt = resolve_format(flow)
-        self.result = RunResult(name, "outbound", None, "running")
-        self.run_id = "dry-run"
-        self.audit: AuditBuffer = AuditBuffer(ctx.store, name, None)
         self.staging = ctx.staging / "outbound" / name
         self.cursor = flow.cursor_field
         self.tiebreak: str | None = None if self.cursor == TIEBREAK else TIEBREAK
         self.now = datetime.now(ZoneInfo(flow.timezone))
-        self.lease = Lease(ctx, name)
         self.partner_key = ""
         if isinstance(self.fmt, X12Format):
             p = self.fmt.partner
@@ -103,50 +102,12 @@ class OutboundRun:
     async def run(self) -> RunResult:
         if self.dry_run:
             return await self._dry_run()
-        ctx, ledger = self.ctx, self.ctx.store.ledger
-        if not self.lease.acquire():
-            self.result.state = "locked"
-            self.result.error = f"flow {self.name} is running in another process"
-            return self.result
-        crashed = ledger.abandon_stale_runs(self.name)
-        self.run_id = ledger.start_run(self.name, "outbound", ctx.trigger)
-        self.result.run_id = self.run_id
-        self.audit = AuditBuffer(ctx.store, self.name, self.run_id, observe=ctx.observe)
-        self.audit("run.start", subject=self.name, details={"trigger": ctx.trigger, "crashed_runs": crashed})
-        state, error = "failed", None
-        try:
-            async with ctx.kinetic(self.flow.epicor, self.audit, self.name, self.run_id) as k:
-                sftp = ctx.sftp(self.flow.sftp, self.audit)
-                try:
-                    await self._recover(sftp)
-                    await self._extract_and_deliver(k, sftp)
-                finally:
-                    await sftp.close()
-            state = "succeeded"
-        except StopRequested as exc:
-            state, error = "stopped", str(exc)
-            self.audit("run.stopped", subject=self.name, outcome="warning")
-        except MLConnectorError as exc:
-            error = str(exc)
-            self.result.counts["exit_code"] = exc.exit_code
-            self.audit("run.error", subject=self.name, outcome="error", details={"error": error})
-        except Exception as exc:  # a bug: the run still ends recorded, unlocked, and reported
-            log.exception("flow %s: internal error", self.name)
-            error = f"internal error: {type(exc).__name__}: {exc}"
-            self.audit("run.error", subject=self.name, outcome="error", details={"error": error})
-        finally:
-            self.result.state, self.result.error = state, error
-            counts = {k: v for k, v in self.result.counts.items() if k != "exit_code"}
-            self.audit(
-                "run.end",
-                subject=self.name,
-                outcome="ok" if state == "succeeded" else "error",
-                details={"state": state, **counts},
-            )
-            self.audit.flush()
-            ledger.finish_run(self.run_id, state, counts, error)
-            self.lease.release()
-        return self.result
+
+        async def work(k: KineticClient, sftp: SftpClient) -> None:
+            await self._recover(sftp)
+            await self._extract_and_deliver(k, sftp)
+
+        return await self._lifecycle(work)
 
     async def replay(self, file_id: int) -> RunResult:
         """Re-send a delivered file byte-identical from its kept copy (the partner lost it)."""
@@ -305,10 +266,8 @@ class OutboundRun:
         sink = HashingFile(local)
         renderer: Renderer
         control: dict[str, Any] = {}
-        if isinstance(fmt, CsvFormat):
-            renderer = CsvRenderer(sink, fmt)
-        elif isinstance(fmt, FixedWidthFormat):
-            renderer = FixedWidthRenderer(sink, fmt)
+        if isinstance(fmt, CsvFormat | FixedWidthFormat):
+            renderer = FlatRenderer(sink, fmt)
         else:
             if self.dry_run:
                 isa13 = self.ctx.store.control_numbers.peek(self.partner_key, "ISA") + 1

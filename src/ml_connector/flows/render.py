@@ -67,33 +67,20 @@ class Renderer:
         self.sink.close()
 
 
-class CsvRenderer(Renderer):
-    ext = "csv"
+class FlatRenderer(Renderer):
+    """CSV or fixed-width rows through a 64 KiB buffer into the hashing sink."""
 
-    def __init__(self, sink: HashingFile, fmt: CsvFormat) -> None:
+    def __init__(self, sink: HashingFile, fmt: CsvFormat | FixedWidthFormat) -> None:
         super().__init__(sink)
         self._buffer = io.BufferedWriter(sink, 1 << 16)
-        self._w = CsvWriter(self._buffer, fmt, name=sink.path.name)
-        if fmt.header:
-            self._w.write_header()
-
-    def write(self, row: Mapping[str, Any], where: str) -> None:
-        self._w.write(row)
-        self.records += 1
-
-    def finish(self) -> None:
-        self._buffer.flush()
-        self._buffer.detach()  # the sink closes itself; a dangling buffer would flush into it later
-        super().finish()
-
-
-class FixedWidthRenderer(Renderer):
-    ext = "txt"
-
-    def __init__(self, sink: HashingFile, fmt: FixedWidthFormat) -> None:
-        super().__init__(sink)
-        self._buffer = io.BufferedWriter(sink, 1 << 16)
-        self._w = FixedWidthWriter(self._buffer, fmt, name=sink.path.name)
+        self._w: CsvWriter | FixedWidthWriter
+        if isinstance(fmt, CsvFormat):
+            self.ext = "csv"
+            self._w = CsvWriter(self._buffer, fmt, name=sink.path.name)
+            if fmt.header:
+                self._w.write_header()
+        else:
+            self._w = FixedWidthWriter(self._buffer, fmt, name=sink.path.name)
 
     def write(self, row: Mapping[str, Any], where: str) -> None:
         self._w.write(row)

@@ -1,0 +1,75 @@
+"""What every run shares: lock, run row, audit buffer, clients, the outcome, and the cleanup."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..errors import MLConnectorError
+from ..kinetic import KineticClient
+from ..sftp import SftpClient
+from .context import AuditBuffer, Lease, RunContext, RunResult, StopRequested
+
+log = logging.getLogger(__name__)
+Work = Callable[[KineticClient, SftpClient], Awaitable[None]]
+
+
+class FlowRun:
+    """Base of ``OutboundRun`` and ``InboundRun``: ``_lifecycle`` wraps one unit of work."""
+
+    direction = ""
+
+    def __init__(self, ctx: RunContext, name: str, flow: Any) -> None:
+        self.ctx, self.name, self.flow = ctx, name, flow
+        self.result = RunResult(name, self.direction, None, "running")
+        self.run_id = "dry-run"
+        self.audit = AuditBuffer(ctx.store, name, None)
+        self.lease = Lease(ctx, name)
+
+    def _outcome(self) -> str:
+        """The state of a run whose work returned normally."""
+        return "succeeded"
+
+    async def _lifecycle(self, work: Work, *, with_kinetic: bool = True) -> RunResult:
+        ctx, ledger = self.ctx, self.ctx.store.ledger
+        if not self.lease.acquire():
+            self.result.state = "locked"
+            self.result.error = f"flow {self.name} is running in another process"
+            return self.result
+        crashed = ledger.abandon_stale_runs(self.name)
+        self.run_id = ledger.start_run(self.name, self.direction, ctx.trigger)
+        self.result.run_id = self.run_id
+        self.audit = AuditBuffer(ctx.store, self.name, self.run_id, observe=ctx.observe)
+        self.audit("run.start", subject=self.name, details={"trigger": ctx.trigger, "crashed_runs": crashed})
+        state, error = "failed", None
+        try:
+            async with ctx.kinetic(self.flow.epicor, self.audit, self.name, self.run_id) as k:
+                sftp = ctx.sftp(self.flow.sftp, self.audit)
+                try:
+                    await work(k, sftp)
+                finally:
+                    await sftp.close()
+            state = self._outcome()
+        except StopRequested as exc:
+            state, error = "stopped", str(exc)
+            self.audit("run.stopped", subject=self.name, outcome="warning")
+        except MLConnectorError as exc:
+            error = str(exc)
+            self.result.counts["exit_code"] = exc.exit_code
+            self.audit("run.error", subject=self.name, outcome="error", details={"error": error})
+        except Exception as exc:  # a bug: the run still ends recorded, unlocked and reported
+            log.exception("flow %s: internal error", self.name)
+            error = f"internal error: {type(exc).__name__}: {exc}"
+            self.audit("run.error", subject=self.name, outcome="error", details={"error": error})
+        finally:
+            self.result.state, self.result.error = state, error
+            counts = {k: v for k, v in self.result.counts.items() if k != "exit_code"}
+            if state == "partial":
+                self.audit("alert.run_partial", subject=self.name, outcome="warning", details=counts)
+            outcome = "ok" if state == "succeeded" else "error"
+            self.audit("run.end", subject=self.name, outcome=outcome, details={"state": state, **counts})
+            self.audit.flush()
+            ledger.finish_run(self.run_id, state, counts, error)
+            self.lease.release()
+        return self.result

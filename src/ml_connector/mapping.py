@@ -99,9 +99,6 @@ DEFAULT_FIXED: dict[str, list[Column]] = {
     ],
 }
 
-# Payment attributes an outbound 820 can take from ``constants``.
-PAYMENT_CONSTANTS = ("payer_name", "payer_id", "method", "handling", "currency")
-
 
 def resolve_format(flow: OutboundFlow | InboundFlow) -> CsvFormat | FixedWidthFormat | X12Format:
     """The flow's format with default columns filled in and overrides applied."""

@@ -28,6 +28,7 @@ from croniter import croniter
 from .config import FlowsFile, InboundFlow, OutboundFlow, load_flows
 from .errors import MLConnectorError
 from .flows import RunContext, RunResult, run_flow
+from .store import Store
 
 log = logging.getLogger(__name__)
 Flow = OutboundFlow | InboundFlow
@@ -77,6 +78,7 @@ class Scheduler:
     """The serve loop: a pure function of (flows file, context factory); no global state."""
 
     flows_path: Path
+    store: Store
     make_context: Callable[[str], RunContext]
     owner: str
     tick_s: float = 1.0
@@ -100,8 +102,7 @@ class Scheduler:
         return True
 
     def _record(self, kind: str, **kw: Any) -> None:
-        ctx = self.make_context("serve")
-        ctx.store.audit.record(kind, subject=self.owner, **kw)
+        self.store.audit.record(kind, subject=self.owner, **kw)
 
     def due(self, name: str, flow: Flow, now: datetime) -> datetime | None:
         """The slot to run now, if any: the latest slot at or before now that nobody claimed."""
@@ -110,7 +111,7 @@ class Scheduler:
         slot = previous_fire(flow, now)
         if slot is None:
             return None
-        store = self.make_context(name).store
+        store = self.store
         last = store.schedules.last_slot(name)
         if last is None:  # a new flow starts at its next slot, not with a run for the last one
             store.schedules.claim(name, slot, self.owner)

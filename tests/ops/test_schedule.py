@@ -82,8 +82,8 @@ flows:
     def ctx(_: str) -> RunContext:
         return RunContext(store=store, keyring=keyring, staging=tmp_path)
 
-    a = Scheduler(flows_path, ctx, "a")
-    b = Scheduler(flows_path, ctx, "b")
+    a = Scheduler(flows_path, store, ctx, "a")
+    b = Scheduler(flows_path, store, ctx, "b")
     a.load(first=True)
     b.load(first=True)
     flow = a.flows.flows["f"]

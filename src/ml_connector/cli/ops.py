@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -58,7 +56,7 @@ def serve(
         pending.add(task)
         task.add_done_callback(pending.discard)
 
-    scheduler = Scheduler(home.flows_file, make_context, owner, tick_s=cfg.tick_seconds, on_result=on_result)
+    scheduler = Scheduler(home.flows_file, store, make_context, owner, tick_s=cfg.tick_seconds, on_result=on_result)
 
     async def housekeeping() -> None:
         last_prune = 0.0
@@ -262,7 +260,6 @@ def prune(
     events = store.audit.prune(datetime.now(UTC) - timedelta(days=audit_days))
     cutoff = time.time() - staging_days * 86400
     removed = 0
-    finished = {"done", "error", "duplicate", "delivered", "abandoned"}
     keep: set[str] = {
         str(f.local_path)
         for f in store.ledger.files(states=["seen", "downloaded", "parsed", "posting", "intent"])
@@ -275,7 +272,6 @@ def prune(
             if path.is_file() and str(path) not in keep and path.stat().st_mtime < cutoff:
                 path.unlink(missing_ok=True)
                 removed += 1
-    del finished
     store.audit.record(
         "prune",
         subject=str(home.path),
@@ -293,6 +289,3 @@ def prune(
             highlight=False,
         )
     return {"audit_events": events, "staged_files": removed}
-
-
-_ = (contextlib, Path)

@@ -227,8 +227,3 @@ def _dead_local_owner(owner: str) -> bool:
     except PermissionError:
         return False
     return False
-
-
-async def to_thread(fn: Any, *args: Any) -> Any:
-    """Blocking file work (hashing, rendering chunks) off the event loop."""
-    return await asyncio.to_thread(fn, *args)

@@ -423,13 +423,27 @@ class InboundRun(FlowRun):
     # --- posting --------------------------------------------------------------------------------
 
     def _open_records(self, f: FileRow) -> Iterator[Parsed]:
-        """Records still to post, in file order: the re-read file joined with the open ledger rows."""
-        open_idx = {r.idx for r in self.ledger.records(f.id, OPEN_RECORDS)}
-        if not open_idx:
+        """Records still to post, in file order: the re-read file merged with the open ledger rows,
+        both in index order and both streamed (the open rows are read in pages), so memory stays
+        flat however many records the file holds."""
+
+        def open_indexes() -> Iterator[int]:
+            after = -1
+            while page := self.ledger.records(f.id, OPEN_RECORDS, after=after, limit=5000):
+                yield from (r.idx for r in page)
+                after = page[-1].idx
+
+        wanted = open_indexes()
+        nxt = next(wanted, None)
+        if nxt is None:
             return
         source = iter(self._read_x12(f).records) if isinstance(self.fmt, X12Format) else self._records(f)
         for rec in source:
-            if rec.idx in open_idx and rec.fields is not None:
+            while nxt is not None and nxt < rec.idx:
+                nxt = next(wanted, None)
+            if nxt is None:
+                return
+            if rec.idx == nxt and rec.fields is not None:
                 yield rec
 
     async def _post(self, k: KineticClient, sftp: SftpClient, f: FileRow) -> None:
@@ -490,12 +504,13 @@ class InboundRun(FlowRun):
         await asyncio.gather(*(chain(g) for g in groups.values()))
         failpoint("inbound.after-post")
         settled = [outcomes[r.idx] for r in batch if r.idx in outcomes]
+        position = {r.idx: r.position for r in batch}
         with self.audit.transaction() as s:
             self.ledger.settle_records(f.id, settled, session=s)
             for idx, state, keys, error in settled:
                 self.audit(
                     f"record.{state}",
-                    subject=f"{f.name}: {next(r.position for r in batch if r.idx == idx)}",
+                    subject=f"{f.name}: {position[idx]}",
                     outcome={"posted": "ok", "unknown": "warning"}.get(state, "error"),
                     details={"file_id": f.id, "idx": idx, "keys": keys, **({"error": error} if error else {})},
                 )
@@ -721,7 +736,7 @@ class InboundRun(FlowRun):
         error = failed and self.flow.on_failed_records == "error"
         sidecar = None
         if failed:
-            rows = self.ledger.records(f.id, ["failed"])[:1000]
+            rows = self.ledger.records(f.id, ["failed"], limit=1000)
             sidecar = {
                 "reason": f"{failed} of {sum(states.values())} records failed",
                 "problems": [{"where": f"{f.name}: {r.position}", "message": r.error or ""} for r in rows],

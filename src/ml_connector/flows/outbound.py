@@ -9,7 +9,6 @@ the watermark never moves past records that were not delivered.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -26,7 +25,7 @@ from ..errors import ConfigError, FatalError, MLConnectorError, NotFoundError, R
 from ..kinetic import KineticClient, odata
 from ..mapping import outbound_mapper, resolve_format, source_fields
 from ..sftp import SftpClient
-from ..sftp.client import join
+from ..sftp.client import join, sha256_file
 from .base import FlowRun
 from .context import AuditBuffer, RunContext, RunResult, StopRequested, failpoint
 from .render import FlatRenderer, HashingFile, Renderer, X12Renderer
@@ -58,14 +57,6 @@ def _encode(value: Any) -> str | None:
 
 def _decode(text: str | None) -> Any:
     return None if text is None else json.loads(text)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass
@@ -118,7 +109,7 @@ class OutboundRun(FlowRun):
         if f.state != "delivered":
             raise FatalError(f"file {file_id} is {f.state}; only delivered files are re-sent")
         kept = Path(str(f.details.get("kept") or ""))
-        if not kept.is_file() or _sha256(kept) != f.sha256:
+        if not kept.is_file() or sha256_file(kept) != f.sha256:
             raise FatalError(f"file {file_id}: the kept copy is gone (pruned?); it cannot be re-sent byte-identical")
         if not self.lease.acquire():
             self.result.state, self.result.error = "locked", f"flow {self.name} is running in another process"
@@ -160,7 +151,7 @@ class OutboundRun(FlowRun):
             d = f.details
             folder, name = d["folder"], d["name"]
             local = Path(f.local_path or "")
-            intact = local.is_file() and _sha256(local) == f.sha256
+            intact = local.is_file() and sha256_file(local) == f.sha256
             if await sftp.final_matches(folder, name, f.size):
                 final, how = join(folder, name), "already on the server"
             elif intact:
@@ -206,7 +197,7 @@ class OutboundRun(FlowRun):
         if self.flow.entity == "ap-payments" and isinstance(self.fmt, X12Format):
             return PAYMENT_FIELDS
         assert isinstance(self.fmt, CsvFormat | FixedWidthFormat)
-        return [f for f in source_fields(self.fmt.columns) if f != "Vendor"]
+        return source_fields(self.fmt.columns)
 
     async def _pages(self, k: KineticClient) -> Any:
         service, entity_set = SOURCES[self.flow.entity]

@@ -101,7 +101,8 @@ class _PinningClient(asyncssh.SSHClient):
         return self.seen in self.pins
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a local file, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with path.open("rb") as fh:
         while chunk := fh.read(1 << 20):
@@ -368,7 +369,7 @@ class SftpClient:
             raise
         with part.open("rb") as fh:
             os.fsync(fh.fileno())
-        digest = _sha256_file(part)
+        digest = sha256_file(part)
         os.replace(part, final)
         self._record("sftp.download", subject=remote_path, duration_ms=(time.monotonic() - started) * 1000,
                      details={"direction": "in", "size": size, "sha256": digest, "local": final.name})  # fmt: skip
@@ -386,7 +387,7 @@ class SftpClient:
         caller does not already know it. Returns the final remote path.
         """
         check_remote_name(name)
-        digest = asyncio.ensure_future(asyncio.to_thread(_sha256_file, local)) if sha256 is None else None
+        digest = asyncio.ensure_future(asyncio.to_thread(sha256_file, local)) if sha256 is None else None
         size = local.stat().st_size
         temp = join(folder, self.options.temp.temp_for(name))
         started = time.monotonic()

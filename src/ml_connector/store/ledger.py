@@ -30,8 +30,6 @@ if TYPE_CHECKING:
     from .store import Store
 
 INBOUND_OPEN = ("seen", "downloaded", "parsed", "posting")
-INBOUND_FINAL = ("done", "error", "duplicate")
-RECORD_FINAL = ("posted", "failed")
 
 
 @dataclass(frozen=True)
@@ -323,15 +321,6 @@ class Ledger:
             row = s.scalars(q).first()
             return None if row is None else _file(row)
 
-    def state_counts(self, flow: str, direction: str) -> dict[str, int]:
-        q = (
-            select(m.FileEntry.state, func.count())
-            .where(m.FileEntry.flow == flow, m.FileEntry.direction == direction)
-            .group_by(m.FileEntry.state)
-        )
-        with self._store.session() as s:
-            return {state: int(n) for state, n in s.execute(q)}
-
     # --- records --------------------------------------------------------------------------------
 
     def add_records(
@@ -363,8 +352,11 @@ class Ledger:
         with self._store.session() as s, s.begin():
             s.execute(delete(m.RecordEntry).where(m.RecordEntry.file_id == file_id))
 
-    def records(self, file_id: int, states: Sequence[str] | None = None) -> list[RecordRow]:
-        q = select(m.RecordEntry).where(m.RecordEntry.file_id == file_id).order_by(m.RecordEntry.idx)
+    def records(self, file_id: int, states: Sequence[str] | None = None, *, after: int = -1,
+                limit: int | None = None) -> list[RecordRow]:  # fmt: skip
+        """Rows in index order; ``after``/``limit`` page by keyset on the index."""
+        q = (select(m.RecordEntry).where(m.RecordEntry.file_id == file_id, m.RecordEntry.idx > after)
+             .order_by(m.RecordEntry.idx).limit(limit))  # fmt: skip
         if states is not None:
             q = q.where(m.RecordEntry.state.in_(list(states)))
         with self._store.session() as s:

@@ -42,6 +42,7 @@ DEFAULT_CURSOR: dict[str, str] = {
     "cash-receipts": "SysRevID",
 }
 GROUPED_ENTITIES = ("ap-invoices", "ap-payments", "cash-receipts")
+CRON_ALIASES = ("@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -217,7 +218,11 @@ Format = Annotated[CsvFormat | FixedWidthFormat | X12Format, Field(discriminator
 class _FlowBase(_Model):
     description: str | None = Field(None, description="free text for people")
     enabled: bool = Field(True, description="serve skips disabled flows; run still runs them")
-    schedule: str | None = Field(None, description="cron expression (5 fields)")
+    schedule: str | None = Field(
+        None,
+        description="cron: 5 fields (minute hour day-of-month month day-of-week; names like MON-FRI "
+        "allowed) or @hourly, @daily, @weekly, @monthly, @yearly; in `timezone`",
+    )
     timezone: str = Field("UTC", description="IANA zone for schedule and {now}, e.g. America/Chicago")
     epicor: str = Field(description="name of an Epicor connection")
     sftp: str = Field(description="name of an SFTP connection")
@@ -232,7 +237,18 @@ class _FlowBase(_Model):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
-        if value is not None and not croniter.is_valid(value):
+        if value is None:
+            return value
+        fields = value.split()
+        # croniter also takes a 6th (seconds, last) and 7th (year) field; Quartz users write seconds
+        # first, so a 6-field line would silently mean something else. Five fields, or an @alias.
+        alias = len(fields) == 1 and fields[0] in CRON_ALIASES
+        if not alias and len(fields) != 5:
+            raise ValueError(
+                f"{value!r}: a schedule has 5 fields (minute hour day-of-month month day-of-week), "
+                f"not {len(fields)}; or one of {', '.join(CRON_ALIASES)}"
+            )
+        if not croniter.is_valid(value):
             raise ValueError(f"{value!r} is not a valid cron expression")
         return value
 
@@ -433,16 +449,73 @@ def _line_of(node: yaml.Node | None, parts: list[Any]) -> int | None:
     return line
 
 
+class _DuplicateKeyError(yaml.YAMLError):
+    def __init__(self, key: str, first: yaml.Node, second: yaml.Node) -> None:
+        super().__init__(key)
+        self.key, self.first, self.second = key, first, second
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``safe_load`` semantics, but a key given twice in one mapping is an error, not a silent overwrite."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[str, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                if key_node.value in seen:
+                    raise _DuplicateKeyError(key_node.value, seen[key_node.value], key_node)
+                seen[key_node.value] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+# PyYAML's parser words, in the words of someone editing the file.
+_YAML_PLAIN = {
+    "expected <block end>": "this line's indentation does not fit the lines above it",
+    "mapping values are not allowed here": "a ':' where a plain value was expected (quote values containing ': ')",
+    "could not find expected ':'": "a key without its ':'",
+    "found character '\\t'": "a tab character: YAML indents with spaces",
+    "found undefined alias": "an undefined '*alias'",
+}
+
+
+def _load_yaml(text: str, source: str) -> tuple[Any, yaml.Node | None]:
+    """The data and its node tree (for line numbers); YAML problems as located ConfigErrors."""
+    try:
+        loader = _StrictLoader(text)
+        try:
+            root = loader.get_single_node()
+            raw = loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
+    except _DuplicateKeyError as exc:
+        first, second = exc.first.start_mark, exc.second.start_mark
+        raise ConfigError(
+            f"{source}:{second.line + 1}:{second.column + 1}: {exc.key!r} is defined twice "
+            f"(first at line {first.line + 1}); the second would silently replace the first"
+        ) from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
+        problem = exc.problem or "not valid YAML"
+        for needle, plain in _YAML_PLAIN.items():
+            if needle in problem:
+                problem = plain
+                break
+        context = ""
+        if exc.context and exc.context_mark is not None:
+            context = f" ({exc.context} that starts at line {exc.context_mark.line + 1})"
+        hint = ""
+        if "indentation" in problem:
+            hint = "; flows are indented under 'flows:' (which must not be 'flows: {}'), their keys one level deeper"
+        raise ConfigError(f"{where}: invalid YAML: {problem}{context}{hint}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: invalid YAML: {exc}") from None
+    return raw, root
+
+
 def parse_flows(text: str, source: str = "flows.yaml") -> FlowsFile:
     """Parse and validate flows.yaml text; every problem is reported in one ConfigError."""
-    try:
-        raw = yaml.safe_load(text)
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    raw, root = _load_yaml(text, source)
     if raw is None:
         return FlowsFile()
     if not isinstance(raw, dict):
@@ -481,6 +554,7 @@ def parse_flows(text: str, source: str = "flows.yaml") -> FlowsFile:
             continue
         try:
             flows[name] = _FLOW.validate_python(body)
+            problems += _mapping_problems(flows[name], body, flow_node, source, name)
         except ValidationError as exc:
             for error in exc.errors():
                 path, parts = _path(tuple(error["loc"]), body)
@@ -492,6 +566,39 @@ def parse_flows(text: str, source: str = "flows.yaml") -> FlowsFile:
     if problems:
         raise ConfigError("\n".join(dict.fromkeys(problems)))
     return FlowsFile(flows=flows, **sections)
+
+
+def _mapping_problems(flow: Any, body: dict[str, Any], node: yaml.Node | None, source: str, name: str) -> list[str]:
+    """``format.overrides`` / ``format.omit`` must name columns the flow has (else the run fails unlocated)."""
+    fmt = flow.format
+    if not isinstance(fmt, CsvFormat | FixedWidthFormat) or not (fmt.overrides or fmt.omit):
+        return []
+    from .mapping import DEFAULT_CSV, DEFAULT_FIXED  # mapping imports this module
+
+    defaults = DEFAULT_CSV if isinstance(fmt, CsvFormat) else DEFAULT_FIXED
+    columns = list(fmt.columns) or list(defaults.get(flow.entity, []))
+    known = sorted({c.field for c in columns})
+    out = []
+    raw_fmt = body.get("format") or {}
+    for key in fmt.overrides:
+        if key not in known:
+            line = _line_of(node, ["format", "overrides", key])
+            out.append(f"{source}:{line}: flow {name!r}: format.overrides.{key}: not one of the flow's columns"
+                       f"{_did_you_mean(key, known)} (columns: {', '.join(known)})")  # fmt: skip
+    for i, key in enumerate(fmt.omit):
+        if key not in known:
+            omit_raw = raw_fmt.get("omit") if isinstance(raw_fmt, dict) else None
+            line = _line_of(node, ["format", "omit", i] if isinstance(omit_raw, list) else ["format", "omit"])
+            out.append(f"{source}:{line}: flow {name!r}: format.omit[{i}]: {key!r} is not one of the flow's columns"
+                       f"{_did_you_mean(key, known)}")  # fmt: skip
+    return out
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _line_node(node: yaml.Node | None, key: str) -> yaml.Node | None:

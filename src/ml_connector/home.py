@@ -15,18 +15,18 @@ DATABASE_URL_ENV = "ML_CONNECTOR_DATABASE_URL"
 DEFAULT_HOME = Path("~/.ml-connector")
 
 STARTER_FLOWS = """\
-# ml-connector flows. One entry per flow; `ml-connector flows validate` checks this file and
-# `ml-connector flows schema > flows.schema.json` writes a JSON Schema for your editor.
+# ml-connector flows. One entry per flow, indented two spaces under `flows:`.
+# `ml-connector flows validate` checks this file; `ml-connector flows schema > flows.schema.json`
+# writes a JSON Schema for your editor; every key is in docs/configuration.md.
 #
 # Connections named below are created with `ml-connector connections add-epicor|add-sftp`.
-flows: {}
+# Flows may be appended at the end of this file (`cat >> flows.yaml`): the examples are comments.
 #
 # An outbound example (vendors changed in Kinetic -> CSV on the partner's SFTP):
 #
-# flows:
 #   vendors-to-partner:
 #     direction: outbound
-#     schedule: "0 19 * * 1-5"        # cron, in `timezone`
+#     schedule: "0 19 * * 1-5"        # cron (5 fields), in `timezone`
 #     timezone: America/Chicago
 #     epicor: kinetic-prod            # connection name
 #     entity: vendors
@@ -55,6 +55,8 @@ flows: {}
 #     entity: cash-receipts
 #     constants: {GroupID: CASH01}        # the cash receipt group to post into
 #     format: {type: x12, set: "820"}
+
+flows:
 """
 
 

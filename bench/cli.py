@@ -1,0 +1,84 @@
+"""CLI start-up time: whole `ml-connector` processes vs `python -c pass`, measured in the same run.
+
+    .venv/bin/python bench/cli.py            # median of 10 runs per command
+    .venv/bin/python bench/cli.py --runs 20
+
+Each command runs as a fresh process (what a user or cron meets), in alternation with the
+reference so machine noise hits both alike. A throwaway home with one flow is created first, so
+`flows validate` and `status --no-remote` do their real work (open the database, read flows.yaml).
+The ratio is the command's median over the reference's median; the target is under 0.3 s absolute
+on the 2-core development machine (see docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PY = sys.executable
+FLOW = """
+flows:
+  vendors-out:
+    direction: outbound
+    epicor: kinetic
+    entity: vendors
+    sftp: partner
+    folder: /outbound
+    format: {type: csv}
+"""
+
+
+def timed(argv: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+    elapsed = time.perf_counter() - start
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.decode()[-400:]}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="mlc-bench-cli-") as tmp:
+        env = {**os.environ, "ML_CONNECTOR_HOME": str(Path(tmp) / "home")}
+        env.pop("ML_CONNECTOR_DATABASE_URL", None)
+        env.pop("ML_CONNECTOR_MASTER_KEY", None)
+        cli = [PY, "-m", "ml_connector"]
+        subprocess.run([*cli, "init"], env=env, check=True, stdout=subprocess.DEVNULL)
+        env.update(BENCH_KEY="bench-api-key", BENCH_PW="bench-password")
+        subprocess.run([*cli, "connections", "add-epicor", "kinetic", "--url", "https://127.0.0.1:9/K",
+                        "--company", "EPIC06", "--username", "u", "--api-key-env", "BENCH_KEY",
+                        "--password-env", "BENCH_PW"], env=env, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        subprocess.run([*cli, "connections", "add-sftp", "partner", "--host", "127.0.0.1", "--username", "u",
+                        "--password-env", "BENCH_PW", "--fingerprint", "SHA256:" + "A" * 43],
+                       env=env, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        (Path(tmp) / "home" / "flows.yaml").write_text(FLOW)
+        commands = {
+            "--help": [*cli, "--help"],
+            "flows validate": [*cli, "flows", "validate"],
+            "status --no-remote": [*cli, "status", "--no-remote"],
+        }
+        reference = [PY, "-c", "pass"]
+        times: dict[str, list[float]] = {name: [] for name in ["python -c pass", *commands]}
+        for _ in range(args.runs):
+            times["python -c pass"].append(timed(reference, env))
+            for name, argv in commands.items():
+                times[name].append(timed(argv, env))
+        ref = statistics.median(times["python -c pass"])
+        print(f"| command | median of {args.runs} (s) | ratio vs `python -c pass` |")
+        print("|---|---|---|")
+        for name, values in times.items():
+            med = statistics.median(values)
+            print(f"| `{name}` | {med:.3f} | {med / ref:.1f} |")
+
+
+if __name__ == "__main__":
+    main()

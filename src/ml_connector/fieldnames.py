@@ -53,10 +53,12 @@ def field_warnings(flows: FlowsFile, text: str, source: str) -> list[str]:
     flows_node = _line_node(root, "flows")
     out: list[str] = []
     for name, flow in flows.flows.items():
-        known = _known_fields(flow.entity)
         fmt = flow.format
-        if not known or not isinstance(fmt, CsvFormat | FixedWidthFormat):
+        if not isinstance(fmt, CsvFormat | FixedWidthFormat) or flow.entity not in _ENTITY_TABLES:
             continue
+        if not fmt.columns and not getattr(fmt, "records", None) and not flow.constants:
+            continue  # the default mapping names only known fields; skip loading the tables
+        known = _known_fields(flow.entity)
         node = _line_node(flows_node, name)
         named: list[tuple[str, list[Any]]] = []
         inbound = flow.direction == "inbound"
@@ -72,7 +74,8 @@ def field_warnings(flows: FlowsFile, text: str, source: str) -> list[str]:
                 path = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in parts).replace(".[", "[")
                 close = difflib.get_close_matches(value, sorted(known), n=1, cutoff=0.6)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
-                out.append(f"{source}:{line}: flow {name!r}: {path}: {value!r} is not a known {flow.entity} field{hint}")
+                where = f"{source}:{line}: flow {name!r}: {path}"
+                out.append(f"{where}: {value!r} is not a known {flow.entity} field{hint}")
     return out
 
 

@@ -8,22 +8,23 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Column, Table
 
 from .. import __version__
-from ..config import json_schema, load_flows
-from ..connections import EpicorSettings, SftpSettings
 from ..errors import ConfigError, MasterKeyError, UsageError
 from ..home import Home
 from ..logs import configure_logging
-from ..secrets import Keyring, generate_key, key_id_of, write_key_file
-from ..store import Store
-from ..store.db import describe_url
 from ._secrets_input import check_single_stdin, read_secret, refuse_argv_secret
+
+# Start-up time matters (every cron line and monitor check pays it): the database, pydantic models,
+# asyncssh and the flow engine are imported inside the commands that use them, not here.
+if TYPE_CHECKING:
+    from ..config import FlowsFile
+    from ..store import Store
 
 app = typer.Typer(
     name="ml-connector",
@@ -40,6 +41,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(flows_app, name="flows")
 
 out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 @dataclass
@@ -53,7 +55,15 @@ def _state(ctx: typer.Context) -> _State:
     return state
 
 
+def _load_flows(path: Path) -> FlowsFile:
+    from ..config import load_flows
+
+    return load_flows(path)
+
+
 def _open_store(ctx: typer.Context) -> Store:
+    from ..store import Store
+
     home = _state(ctx).home
     default_sqlite = f"sqlite:///{home.sqlite_path}" == home.database_url
     if default_sqlite and not home.sqlite_path.exists():
@@ -83,7 +93,9 @@ def _root(
             show_envvar=True,
         ),
     ] = None,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More log output")] = 0,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More log detail on stderr: -v info, -vv debug")
+    ] = 0,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version")
     ] = False,
@@ -100,6 +112,9 @@ def _root(
 @app.command()
 def init(ctx: typer.Context) -> None:
     """Create the home folder, master key, database, staging folder and a starter flows.yaml."""
+    from ..store import Store
+    from ..store.db import describe_url
+
     home = _state(ctx).home
     done = home.init()
     store = Store.open(home.database_url)
@@ -141,6 +156,8 @@ def add_epicor(
     password: Refused = None,
 ) -> None:
     """Add an Epicor Kinetic connection (API key and password from env, file or stdin)."""
+    from ..connections import EpicorSettings
+
     refuse_argv_secret("--api-key", api_key)
     refuse_argv_secret("--password", password)
     check_single_stdin(api_key_stdin, password_stdin)
@@ -204,6 +221,8 @@ def add_sftp(
     private_key: Refused = None,
 ) -> None:
     """Add an SFTP connection (key or password auth) with its host key pinned."""
+    from ..connections import SftpSettings
+
     refuse_argv_secret("--password", password)
     refuse_argv_secret("--passphrase", passphrase)
     if private_key is not None:
@@ -370,7 +389,7 @@ def test_connection(
             return
         folders = list(folder or [])
         if home.flows_file.exists():
-            for flow in load_flows(home.flows_file).flows.values():
+            for flow in _load_flows(home.flows_file).flows.values():
                 if flow.sftp == name:
                     folders.append(flow.folder)
                     for extra in ("archive_folder", "error_folder", "ack_folder"):
@@ -465,6 +484,8 @@ def rotate_keys(
     ] = None,
 ) -> None:
     """Re-encrypt every stored secret under a new master key and retire the old one."""
+    from ..secrets import Keyring, generate_key, key_id_of, write_key_file
+
     home = _state(ctx).home
     old = home.keyring()
     from_env = old.source != str(home.key_file)
@@ -518,7 +539,7 @@ def flows_list(
     as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
     """List the flows in flows.yaml."""
-    flows = load_flows(_flows_path(ctx, file)).flows
+    flows = _load_flows(_flows_path(ctx, file)).flows
     rows = [
         {
             "name": name,
@@ -553,27 +574,59 @@ def flows_list(
 
 @flows_app.command("validate")
 def flows_validate(ctx: typer.Context, file: FlowsOpt = None) -> None:
-    """Validate flows.yaml, including that the connections it names exist with the right kind."""
+    """Validate flows.yaml: schema, connections it names (and their kind), and mapped field names."""
+    from ..config import parse_flows
+    from ..fieldnames import field_warnings
+
     path = _flows_path(ctx, file)
-    flows = load_flows(path).flows
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found (run 'ml-connector init')") from None
+    parsed = parse_flows(text, source=str(path))
+    flows = parsed.flows
     problems: list[str] = []
     home = _state(ctx).home
     if flows and (not home.database_url.startswith("sqlite") or home.sqlite_path.exists()):
-        store = _open_store(ctx)
-        try:
-            known = {c.name: c.kind for c in store.connections.list()}
-        finally:
-            store.close()
+        known = _connection_kinds(ctx)
+        listing = ", ".join(f"{n} ({k})" for n, k in sorted(known.items())) or "none yet"
         for name, flow in flows.items():
             for key, kind in (("epicor", "epicor"), ("sftp", "sftp")):
                 conn = getattr(flow, key)
                 if conn not in known:
-                    problems.append(f"{path}: flow {name!r}: {key}: no connection named {conn!r}")
+                    problems.append(
+                        f"{path}: flow {name!r}: {key}: no connection named {conn!r} (connections: {listing})"
+                    )
                 elif known[conn] != kind:
                     problems.append(f"{path}: flow {name!r}: {key}: {conn!r} is a {known[conn]} connection")
     if problems:
         raise ConfigError("\n".join(problems))
-    out.print(f"[green]✓[/] {path}: {len(flows)} flow(s) valid")
+    warnings = field_warnings(parsed, text, str(path))
+    for line in warnings:
+        err.print(f"[yellow]warning:[/] {line}", highlight=False)
+    note = f" ({len(warnings)} warning(s))" if warnings else ""
+    out.print(f"[green]✓[/] {path}: {len(flows)} flow(s) valid{note}")
+
+
+def _connection_kinds(ctx: typer.Context) -> dict[str, str]:
+    """Connection name -> kind; read-only, with no migration check (a plain query on SQLite, fast)."""
+    home = _state(ctx).home
+    if home.database_url == f"sqlite:///{home.sqlite_path}":
+        import sqlite3
+
+        try:
+            db = sqlite3.connect(f"file:{home.sqlite_path}?mode=ro", uri=True)
+            try:
+                return dict(db.execute("SELECT name, kind FROM connections").fetchall())
+            finally:
+                db.close()
+        except sqlite3.Error:
+            pass  # an old or odd database: the full store below says what is wrong with it
+    store = _open_store(ctx)
+    try:
+        return {c.name: c.kind for c in store.connections.list()}
+    finally:
+        store.close()
 
 
 @flows_app.command("schema")
@@ -581,6 +634,8 @@ def flows_schema(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout")] = None,
 ) -> None:
     """Print (or write) the JSON Schema of flows.yaml for editors."""
+    from ..config import json_schema
+
     text = json.dumps(json_schema(), indent=2)
     if output:
         output.write_text(text + "\n", encoding="utf-8")
@@ -721,7 +776,7 @@ def run(
     """Run one flow now: exit 0 ok, 1 failed records/files, 2 config, 3 connection/auth."""
     from .run import run_command
 
-    flows = load_flows(_flows_path(ctx, file)).flows
+    flows = _load_flows(_flows_path(ctx, file)).flows
     if flow not in flows:
         known = ", ".join(sorted(flows)) or "none"
         raise UsageError(f"no flow named {flow!r} in flows.yaml (flows: {known})")
@@ -873,6 +928,6 @@ def prune_cmd(
     home = _state(ctx).home
     store = _open_store(ctx)
     try:
-        prune(home, store, load_flows(home.flows_file), console=out, audit_days=audit_days, staging_days=staging_days)
+        prune(home, store, _load_flows(home.flows_file), console=out, audit_days=audit_days, staging_days=staging_days)
     finally:
         store.close()

@@ -208,3 +208,13 @@ class Alerter:
                     raise smtplib.SMTPException(f"env var {mail.password_env} (SMTP password) is not set")
                 smtp.login(mail.username, password)
             smtp.send_message(msg)
+
+
+async def deliver_run_alerts(config: AlertsConfig, store: Store, result: RunResult) -> dict[str, int]:
+    """The alerts a finished run deserves, delivered and throttled in the database.
+
+    One path for `serve` and `run` alike: a flow scheduled by cron alerts exactly as one run by
+    the scheduler does, and the throttle (alert_delivery.sent events) is shared between them.
+    """
+    alerter = Alerter(config, store)
+    return await alerter.deliver(alerter.from_run(result))

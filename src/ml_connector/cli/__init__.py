@@ -19,9 +19,10 @@ from ._app import app
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: one-line errors with the documented exit codes."""
     configure_logging(logging.WARNING)
+    args = hoist_verbose(sys.argv[1:] if argv is None else argv)
     try:
         # Standalone mode: Typer itself reports usage errors (exit 2) and handles Exit/Abort.
-        app(args=argv, prog_name="ml-connector")
+        app(args=args, prog_name="ml-connector")
     except MLConnectorError as exc:
         sys.stderr.write(f"error: {redact_text(str(exc))}\n")
         sys.exit(exc.exit_code)
@@ -30,4 +31,19 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
 
 
-__all__ = ["app", "main", "typer"]
+def hoist_verbose(argv: list[str]) -> list[str]:
+    """``-v``/``-vv``/``--verbose`` count wherever they are written (``ml-connector run X -vv``)."""
+    front: list[str] = []
+    rest: list[str] = []
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            rest += argv[i:]
+            break
+        if arg == "--verbose" or (arg.startswith("-v") and set(arg[1:]) == {"v"}):
+            front.append(arg)
+        else:
+            rest.append(arg)
+    return front + rest
+
+
+__all__ = ["app", "hoist_verbose", "main", "typer"]

@@ -94,16 +94,40 @@ def _root(
         ),
     ] = None,
     verbose: Annotated[
-        int, typer.Option("--verbose", "-v", count=True, help="More log detail on stderr: -v info, -vv debug")
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            metavar="",
+            help="More log detail on stderr: -v info, -vv debug (repeat the letter)",
+        ),
     ] = 0,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version")
     ] = False,
 ) -> None:
     """ml-connector: move vendors, invoices and payments between Kinetic and partners' SFTP."""
+    state = _State(Home.resolve(home, database_url))
     if verbose:
-        configure_logging(logging.INFO if verbose == 1 else logging.DEBUG)
-    ctx.obj = _State(Home.resolve(home, database_url))
+        _verbose(verbose, state.home, ctx.invoked_subcommand)
+    ctx.obj = state
+
+
+def _verbose(level: int, home: Home, command: str | None) -> None:
+    """-v: ml-connector's own log lines (each run's events); -vv: debug, plus HTTP and SSH libraries."""
+    from ..store.db import describe_url
+
+    handler = configure_logging(logging.INFO if level == 1 else logging.DEBUG)
+    for name in ("httpx", "asyncssh"):
+        lib = logging.getLogger(name)
+        lib.handlers = [h for h in lib.handlers if not getattr(h, "_ml_connector", False)]
+        lib.addHandler(handler)  # the same redacting handler: secrets are scrubbed here too
+        lib.setLevel(logging.INFO if level >= 2 else logging.WARNING)
+        lib.propagate = False
+    logging.getLogger("ml_connector.cli").info(
+        "%s: home %s, database %s", command or "-", home.path, describe_url(home.database_url)
+    )
 
 
 # --- init ------------------------------------------------------------------------------------
@@ -773,17 +797,20 @@ def run(
     file: FlowsOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON summary")] = False,
 ) -> None:
-    """Run one flow now: exit 0 ok, 1 failed records/files, 2 config, 3 connection/auth."""
+    """Run one flow now: exit 0 ok, 1 failed records/files, 2 config, 3 connection/auth, 4 locked,
+    130 Ctrl-C, 143 stopped by SIGTERM after its current step."""
     from .run import run_command
 
-    flows = _load_flows(_flows_path(ctx, file)).flows
+    flows_file = _load_flows(_flows_path(ctx, file))
+    flows = flows_file.flows
     if flow not in flows:
         known = ", ".join(sorted(flows)) or "none"
         raise UsageError(f"no flow named {flow!r} in flows.yaml (flows: {known})")
     home = _state(ctx).home
     store = _open_store(ctx)
     try:
-        code = run_command(home, store, flow, flows[flow], dry_run=dry_run, as_json=as_json, console=out)
+        code = run_command(home, store, flow, flows[flow], dry_run=dry_run, as_json=as_json, console=out,
+                           alerts=flows_file.alerts)  # fmt: skip
     finally:
         store.close()
     raise typer.Exit(code)

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
 
-from ..alerts import Alerter
+from ..alerts import Alerter, deliver_run_alerts
 from ..config import FlowsFile, InboundFlow, load_flows
 from ..flows import RunContext, RunResult
 from ..flows.replay import replay_file, replay_run
@@ -51,8 +51,8 @@ def serve(
             f"{ {k: v for k, v in result.counts.items() if k != 'exit_code'} }",
             highlight=False,
         )
-        alerter = Alerter(load_flows_safe(home, flows).alerts, store)
-        task = asyncio.get_running_loop().create_task(alerter.deliver(alerter.from_run(result)))
+        alerts = load_flows_safe(home, flows).alerts
+        task = asyncio.get_running_loop().create_task(deliver_run_alerts(alerts, store, result))
         pending.add(task)
         task.add_done_callback(pending.discard)
 

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import signal
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..config import InboundFlow, OutboundFlow
+from ..alerts import deliver_run_alerts
+from ..config import AlertsConfig, InboundFlow, OutboundFlow
 from ..flows import Progress as RunProgress
 from ..flows import RunContext, RunResult, run_flow
 from ..home import Home
 from ..store import Store
+from ._lookup import file_reason
+
+log = logging.getLogger("ml_connector.run")
 
 
 class RichProgress(RunProgress):
@@ -54,25 +60,100 @@ class RichProgress(RunProgress):
 
 
 def run_command(home: Home, store: Store, name: str, flow: OutboundFlow | InboundFlow, *, dry_run: bool,
-                as_json: bool, console: Console, trigger: str = "cli") -> int:  # fmt: skip
+                as_json: bool, console: Console, trigger: str = "cli",
+                alerts: AlertsConfig | None = None) -> int:  # fmt: skip
+    """One run with progress, SIGTERM = finish the current step, Ctrl-C recorded; then alerts and the summary."""
     progress = RichProgress(console if not as_json else Console(quiet=True))
-    ctx = RunContext(store=store, keyring=home.keyring(), staging=home.staging, trigger=trigger, progress=progress)
-    with progress:
-        result = asyncio.run(run_flow(ctx, name, flow, dry_run=dry_run))
+    observe = _log_event if log.isEnabledFor(logging.INFO) else None
+    ctx = RunContext(store=store, keyring=home.keyring(), staging=home.staging, trigger=trigger, progress=progress,
+                     observe=observe)  # fmt: skip
+
+    async def main() -> RunResult:
+        stop = ctx.stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def on_sigterm() -> None:
+            if not stop.is_set():
+                progress.note("SIGTERM: finishing the current step, then stopping")
+            stop.set()
+
+        # Like `serve`: a stop request ends the run between steps, every ledger row consistent.
+        handled = True
+        try:
+            loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
+            handled = False
+        try:
+            result = await run_flow(ctx, name, flow, dry_run=dry_run)
+        finally:
+            if handled:
+                loop.remove_signal_handler(signal.SIGTERM)
+        if alerts is not None and result.run_id and result.run_id != "dry-run":
+            sent = await deliver_run_alerts(alerts, store, result)
+            if sent["sent"] or sent["failed"]:
+                progress.note(f"alerts: {sent['sent']} sent, {sent['throttled']} throttled, {sent['failed']} failed")
+        return result
+
+    try:
+        with progress:
+            result = asyncio.run(main())
+    except KeyboardInterrupt:
+        last = store.ledger.runs(name, limit=1)
+        rid = last[0].id if last and last[0].state == "interrupted" else None
+        console.print(
+            f"interrupted: flow {name}"
+            + (f" run {rid[:8]} recorded as interrupted" if rid else "")
+            + "; what was confirmed is kept and the next run resumes",
+            highlight=False,
+        )
+        return INTERRUPTED
+    if result.state == "locked" and not as_json:
+        console.print(f"locked: {result.error}", highlight=False)
+        return result.exit_code
+    attach_reasons(store, result)
     if as_json:
         console.print_json(json.dumps(summary_json(result), default=str))
     else:
         print_summary(result, console)
+    if result.state == "stopped":
+        return STOPPED
     return result.exit_code
 
 
+INTERRUPTED = 130  # 128 + SIGINT, what shells report for Ctrl-C
+STOPPED = 143  # 128 + SIGTERM: the run stopped early, cleanly; the next run carries on
+
+
+def _log_event(kind: str, event: dict[str, Any]) -> None:
+    """-v: every audit event of the run as a log line (the same scrubbing applies on the handler)."""
+    level = logging.INFO if not kind.startswith(("http", "sftp.op")) else logging.DEBUG
+    details = event.get("details") or {}
+    log.log(level, "%s %s %s %s", kind, event.get("subject") or "", event.get("outcome") or "ok",
+            json.dumps(details, default=str, sort_keys=True) if details else "")  # fmt: skip
+
+
+def attach_reasons(store: Store, result: RunResult) -> None:
+    """A failed file's row says why: its first failing line and Kinetic's message, not only a count."""
+    for f in result.files:
+        if f.get("state") == "error" and f.get("id") is not None:
+            row = store.ledger.file(int(f["id"]))
+            if row is not None:
+                f["reason"] = file_reason(store, row)
+    if result.error is None and result.state == "partial":
+        reasons = [f"{f['name']}: {f['reason']}" for f in result.files if f.get("reason")]
+        if reasons:
+            result.error = reasons[0]
+
+
 def summary_json(result: RunResult) -> dict[str, Any]:
+    """The run summary as JSON (``run --json``, ``replay --json``)."""
     return {"flow": result.flow, "direction": result.direction, "run_id": result.run_id, "state": result.state,
             "counts": {k: v for k, v in result.counts.items() if k != "exit_code"}, "files": result.files,
             "error": result.error, "preview": result.preview}  # fmt: skip
 
 
 def print_summary(result: RunResult, console: Console) -> None:
+    """The summary table, the files, the reason and where the audit trail is."""
     colour = {"succeeded": "green", "dry-run": "cyan", "partial": "yellow"}.get(result.state, "red")
     table = Table(title=f"{result.flow} ({result.direction}) [{colour}]{result.state}[/]", title_justify="left")
     table.add_column("count")
@@ -97,7 +178,7 @@ def print_summary(result: RunResult, console: Console) -> None:
     if result.error:
         console.print(f"[red]error:[/] {result.error}", highlight=False)
     if result.run_id and result.run_id != "dry-run":
-        console.print(f"audit trail: ml-connector audit --run {result.run_id}", highlight=False)
+        console.print(f"audit trail: ml-connector audit --run {result.run_id[:8]}", highlight=False)
 
 
 def _cell(value: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -35,10 +36,13 @@ class FlowRun:
         ctx, ledger = self.ctx, self.ctx.store.ledger
         if not self.lease.acquire():
             self.result.state = "locked"
-            self.result.error = f"flow {self.name} is running in another process"
+            holder = ctx.store.locks.holder(self.name)
+            by = f" ({holder[0]})" if holder else ""
+            self.result.error = f"flow {self.name} is running in another process{by}; nothing was done"
             return self.result
         crashed = ledger.abandon_stale_runs(self.name)
         self.run_id = ledger.start_run(self.name, self.direction, ctx.trigger)
+        log.info("flow %s: run %s started (%s)", self.name, self.run_id, ctx.trigger)
         self.result.run_id = self.run_id
         self.audit = AuditBuffer(ctx.store, self.name, self.run_id, observe=ctx.observe)
         self.audit("run.start", subject=self.name, details={"trigger": ctx.trigger, "crashed_runs": crashed})
@@ -54,6 +58,12 @@ class FlowRun:
         except StopRequested as exc:
             state, error = "stopped", str(exc)
             self.audit("run.stopped", subject=self.name, outcome="warning")
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            # Ctrl-C (asyncio.run cancels the task) or a cancelled scheduler task: the ledgers hold
+            # what was confirmed; the run is recorded as interrupted, not as a failure without reason.
+            state, error = "interrupted", "interrupted (Ctrl-C or cancelled) during the run; the next run resumes"
+            self.audit("run.interrupted", subject=self.name, outcome="warning")
+            raise
         except MLConnectorError as exc:
             error = str(exc)
             self.result.counts["exit_code"] = exc.exit_code
@@ -72,4 +82,5 @@ class FlowRun:
             self.audit.flush()
             ledger.finish_run(self.run_id, state, counts, error)
             self.lease.release()
+            log.info("flow %s: run %s ended %s %s", self.name, self.run_id, state, counts)
         return self.result

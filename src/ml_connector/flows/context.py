@@ -60,7 +60,7 @@ class RunResult:
     flow: str
     direction: str
     run_id: str | None
-    state: str  # succeeded | partial | failed | locked | dry-run
+    state: str  # succeeded | partial | failed | stopped | interrupted | locked | dry-run
     counts: dict[str, int] = field(default_factory=dict)
     files: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
@@ -68,11 +68,13 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        """DESIGN.md section 5: 0 ok, 1 failed records/files, 2 config, 3 connection/auth."""
+        """DESIGN.md section 5: 0 ok, 1 failed records/files, 2 config, 3 connection/auth, 4 locked."""
         if self.state in ("succeeded", "dry-run", "stopped"):
             return 0
         if self.state == "locked":
-            return 1
+            return 4  # another process holds the flow's lock: nothing was attempted, try later
+        if self.state == "interrupted":
+            return 130  # Ctrl-C, as shells report SIGINT
         return int(self.counts.get("exit_code", 1))
 
     def bump(self, key: str, n: int = 1) -> None:

@@ -119,6 +119,8 @@ class InboundRun(FlowRun):
             self.result.bump("resumed")
             await self._process(k, sftp, f)
         # 2. new files
+        if self.flow.settle_seconds:
+            self.ctx.progress.phase(f"list {self.flow.folder}: new files must hold still {self.flow.settle_seconds:g} s")
         listing = await sftp.list_ready(
             self.flow.folder,
             pattern=self.flow.pattern,
@@ -514,8 +516,10 @@ class InboundRun(FlowRun):
                     outcome={"posted": "ok", "unknown": "warning"}.get(state, "error"),
                     details={"file_id": f.id, "idx": idx, "keys": keys, **({"error": error} if error else {})},
                 )
-        for _, state, _, _ in settled:
+        for _, state, keys, _ in settled:
             self.result.bump(f"records_{state}")
+            if state == "posted" and "created" in keys:  # the recipes say whether they created or updated
+                self.result.bump("records_created" if keys["created"] else "records_updated")
         self.ctx.progress.advance(records=len(settled))
         if stop:
             raise stop[0]

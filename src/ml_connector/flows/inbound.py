@@ -120,7 +120,8 @@ class InboundRun(FlowRun):
             await self._process(k, sftp, f)
         # 2. new files
         if self.flow.settle_seconds:
-            self.ctx.progress.phase(f"list {self.flow.folder}: new files must hold still {self.flow.settle_seconds:g} s")
+            settle = self.flow.settle_seconds
+            self.ctx.progress.phase(f"list {self.flow.folder}: new files must hold still {settle:g} s")
         listing = await sftp.list_ready(
             self.flow.folder,
             pattern=self.flow.pattern,

@@ -831,32 +831,93 @@ def flows_reset(
     out.print(f"{flow}: watermark {'forgotten' if gone else 'was not set'}")
 
 
-@app.command("files")
+files_app = typer.Typer(
+    help="The file ledger (every inbound file seen, every outbound file sent, with its state and why); "
+    "abandon or resend a pending outbound file.",
+)
+app.add_typer(files_app, name="files")
+
+
+@files_app.callback(invoke_without_command=True)
 def files(
     ctx: typer.Context,
     flow: Annotated[str | None, typer.Option("--flow", help="only this flow")] = None,
-    state: Annotated[str | None, typer.Option("--state", help="only this state (e.g. error)")] = None,
+    state: Annotated[str | None, typer.Option("--state", help="only this state (e.g. error, intent)")] = None,
     direction: Annotated[str | None, typer.Option("--direction", help="inbound or outbound")] = None,
     limit: Annotated[int, typer.Option("--limit", help="newest N")] = 100,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
-    """The file ledger: every inbound file seen and outbound file sent, with its state."""
+    """The file ledger: every inbound file seen and outbound file sent, its state, and why it failed."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from ._lookup import file_reason
+
     store = _open_store(ctx)
     try:
         rows = store.ledger.files(flow=flow, direction=direction, states=[state] if state else None, limit=limit)
+        reasons = {r.id: file_reason(store, r) for r in rows if r.state in ("error", "intent", "abandoned")}
     finally:
         store.close()
     if as_json:
-        out.print_json(json.dumps([r.as_json() for r in rows], default=str))
+        out.print_json(json.dumps([{**r.as_json(), "reason": reasons.get(r.id)} for r in rows], default=str))
         return
     table = Table("id", Column("flow", no_wrap=True), Column("state", no_wrap=True),
                   Column("file", overflow="fold", min_width=18), Column("updated", no_wrap=True),
                   Column("note", overflow="fold", min_width=12))  # fmt: skip
     for r in rows:
-        note = r.error or (f"ack {r.details['ack']}" if r.details.get("ack") else "")
-        note = note.removeprefix(r.name + ": ")
+        note = reasons.get(r.id) or (f"ack {r.details['ack']}" if r.details.get("ack") else "")
+        if r.state == "intent" and not note:
+            note = "pending: the next run completes it (or: files resend / files abandon)"
         table.add_row(str(r.id), r.flow, r.state, r.name, r.updated_at.strftime("%m-%d %H:%M"), note)
-    out.print(table)
+    out.print(table if rows else "no files match")
+
+
+@files_app.command("abandon")
+def files_abandon(
+    ctx: typer.Context,
+    file_id: Annotated[int, typer.Argument(help="id of a pending (intent) outbound file, from 'ml-connector files'")],
+    no_check: Annotated[
+        bool, typer.Option("--no-check", help="do not look for the file on the SFTP server first (it is unreachable)")
+    ] = False,
+) -> None:
+    """Drop a pending outbound file that cannot be delivered; its records go out in the flow's next file."""
+    from .ops import settle_intent
+
+    home = _state(ctx).home
+    store = _open_store(ctx)
+    try:
+        result = settle_intent(home, store, file_id, action="abandon", check_server=not no_check)
+    finally:
+        store.close()
+    if result.state != "succeeded":
+        out.print(f"[red]not abandoned:[/] {result.error}", highlight=False)
+        raise typer.Exit(result.exit_code)
+    out.print(f"[green]✓[/] file {file_id} abandoned; the next run of {result.flow} sends its records in a new file",
+              highlight=False)  # fmt: skip
+
+
+@files_app.command("resend")
+def files_resend(
+    ctx: typer.Context,
+    file_id: Annotated[int, typer.Argument(help="id of a pending (intent) outbound file, from 'ml-connector files'")],
+    folder: Annotated[
+        str | None, typer.Option("--folder", help="remote folder to send it to [default: the flow's current folder]")
+    ] = None,
+) -> None:
+    """Send a pending outbound file now, byte-identical, to the flow's current folder (or --folder)."""
+    from .ops import settle_intent
+
+    home = _state(ctx).home
+    store = _open_store(ctx)
+    try:
+        result = settle_intent(home, store, file_id, action="resend", folder=folder)
+    finally:
+        store.close()
+    if result.state != "succeeded":
+        out.print(f"[red]not sent:[/] {result.error}", highlight=False)
+        raise typer.Exit(result.exit_code)
+    for f in result.files:
+        out.print(f"[green]✓[/] file {file_id} delivered as {f['remote_path']} ({f.get('how')})", highlight=False)
 
 
 # --- operations ------------------------------------------------------------------------------

@@ -245,6 +245,30 @@ def replay(home: Home, store: Store, *, file_id: int | None, run_id: str | None)
     return asyncio.run(replay_run(ctx, flows, run_id))
 
 
+def settle_intent(home: Home, store: Store, file_id: int, *, action: str, folder: str | None = None,
+                  check_server: bool = True) -> RunResult:  # fmt: skip
+    """``files abandon`` / ``files resend``: settle a pending outbound intent through the ledger."""
+    from ..config import OutboundFlow
+    from ..errors import NotFoundError, UsageError
+    from ..flows.outbound import OutboundRun
+
+    f = store.ledger.file(file_id)
+    if f is None:
+        raise NotFoundError(f"no file {file_id} in the ledger (see 'ml-connector files --state intent')")
+    flow = load_flows(home.flows_file).flows.get(f.flow)
+    if not isinstance(flow, OutboundFlow):
+        raise UsageError(f"file {file_id} belongs to {f.flow!r}, which is not an outbound flow in flows.yaml")
+    if folder is not None and not folder.startswith("/"):
+        raise UsageError(f"--folder {folder!r}: give an absolute remote path")
+    ctx = _context(home, store, trigger=f"files {action}")
+    store.audit.record(f"file.{action}_requested", flow=f.flow, subject=f.remote_path,
+                       details={"file_id": file_id, "folder": folder})  # fmt: skip
+    run = OutboundRun(ctx, f.flow, flow)
+    if action == "abandon":
+        return asyncio.run(run.abandon_intent(file_id, check_server=check_server))
+    return asyncio.run(run.resend_intent(file_id, folder))
+
+
 def prune(
     home: Home,
     store: Store,

@@ -21,11 +21,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..config import CsvFormat, FixedWidthFormat, OutboundFlow, X12Format
-from ..errors import ConfigError, FatalError, MLConnectorError, NotFoundError, RecordError
+from ..errors import ConfigError, FatalError, MLConnectorError, NotFoundError, RecordError, UsageError
 from ..kinetic import KineticClient, odata
 from ..mapping import outbound_mapper, resolve_format, source_fields
 from ..sftp import SftpClient
 from ..sftp.client import join, sha256_file
+from ..store.ledger import FileRow
 from .base import FlowRun
 from .context import AuditBuffer, RunContext, RunResult, StopRequested, failpoint
 from .render import FlatRenderer, HashingFile, Renderer, X12Renderer
@@ -148,36 +149,121 @@ class OutboundRun(FlowRun):
         ledger = self.ctx.store.ledger
         abandoned = False
         for f in ledger.files(flow=self.name, direction="outbound", states=["intent"]):
-            d = f.details
-            folder, name = d["folder"], d["name"]
-            local = Path(f.local_path or "")
-            intact = local.is_file() and sha256_file(local) == f.sha256
-            if await sftp.final_matches(folder, name, f.size):
-                final, how = join(folder, name), "already on the server"
-            elif intact:
-                final = await sftp.upload_atomic(
-                    local, folder, name, on_conflict=self.flow.on_conflict, sha256=f.sha256
+            try:
+                done = await self._settle_intent(sftp, f, self.flow.folder, move_watermark=not abandoned)
+            except MLConnectorError as exc:
+                # Without a way out this intent blocks every later run (say, a folder that does not
+                # exist): say which file, and the commands that settle it by hand.
+                exc.args = (
+                    f"{exc}; pending outbound file {f.id} ({f.remote_path}) could not be completed: fix the flow's "
+                    f"folder (recovery sends it to the current one), or 'ml-connector files resend {f.id} "
+                    f"--folder PATH', or 'ml-connector files abandon {f.id}' (its records go out in the next file)",
                 )
-                how = "re-sent byte-identical"
-            else:
-                ledger.update_file(
-                    f.id,
-                    state="abandoned",
-                    error="the staged copy was lost before it reached the server; "
-                    "its records are sent again (the watermark did not move)",
-                )
-                self.audit("file.abandoned", subject=join(folder, name), outcome="warning", details={"file_id": f.id})
-                abandoned = True
-                continue
-            self._commit(f.id, final, d, f.size, f.sha256 or "", move_watermark=not abandoned, how=how)
-            self.result.bump("recovered")
-            self.ctx.progress.note(f"recovered {final} ({how})")
-            local.unlink(missing_ok=True)
+                raise
+            abandoned = abandoned or not done
         # Staged files no intent refers to are renders a crash interrupted: nothing was sent.
         if self.staging.is_dir():
             for leftover in self.staging.iterdir():
                 if leftover.is_file():
                     leftover.unlink(missing_ok=True)
+
+    async def _settle_intent(self, sftp: SftpClient, f: FileRow, target: str, *, move_watermark: bool = True,
+                             operator: bool = False) -> bool:  # fmt: skip
+        """Complete one pending intent: found on the server, or re-sent byte-identical to ``target``.
+
+        ``target`` is the flow's current folder (or the operator's ``--folder``): an intent recorded
+        for a folder that was wrong is re-sent where the flow now points, not retried forever.
+        Returns False when the staged copy is lost (the intent is abandoned; the watermark stays).
+        """
+        ledger = self.ctx.store.ledger
+        d = f.details
+        folder, name = d["folder"], d["name"]
+        local = Path(f.local_path or "")
+        intact = local.is_file() and sha256_file(local) == f.sha256
+        found = None
+        for place in dict.fromkeys([folder, target]):
+            try:
+                if await sftp.final_matches(place, name, f.size):
+                    found = place
+                    break
+            except NotFoundError:
+                continue  # the folder itself is missing: the file is not there
+        how = "re-sent by the operator" if operator else "re-sent byte-identical"
+        if found is not None:
+            final, how = join(found, name), "already on the server"
+        elif intact:
+            final = await sftp.upload_atomic(local, target, name, on_conflict=self.flow.on_conflict, sha256=f.sha256)
+            if target != folder:
+                how += f" to {target} (intended for {folder})"
+        else:
+            ledger.update_file(
+                f.id,
+                state="abandoned",
+                error="the staged copy was lost before it reached the server; "
+                "its records are sent again (the watermark did not move)",
+            )
+            self.audit("file.abandoned", subject=join(folder, name), outcome="warning", details={"file_id": f.id})
+            return False
+        self._commit(f.id, final, {**d, "folder": final.rsplit("/", 1)[0]}, f.size, f.sha256 or "",
+                     move_watermark=move_watermark, how=how)  # fmt: skip
+        self.result.bump("recovered")
+        self.ctx.progress.note(f"recovered {final} ({how})")
+        local.unlink(missing_ok=True)
+        return True
+
+    async def resend_intent(self, file_id: int, folder: str | None) -> RunResult:
+        """``files resend ID``: complete a pending intent now, to ``folder`` or the flow's current folder."""
+        f = self._pending(file_id)
+
+        async def work(k: KineticClient, sftp: SftpClient) -> None:
+            if not await self._settle_intent(sftp, f, folder or self.flow.folder, operator=True):
+                raise FatalError(f"file {file_id}: the staged copy is gone; it was abandoned, the next run re-extracts")
+
+        return await self._lifecycle(work)
+
+    async def abandon_intent(self, file_id: int, *, check_server: bool = True) -> RunResult:
+        """``files abandon ID``: drop a pending intent; the watermark stays, so the next run sends its records.
+
+        Refused when the file is on the server already (that would deliver its records twice):
+        then running the flow completes the intent instead.
+        """
+        f = self._pending(file_id)
+        folder, name = f.details["folder"], f.details["name"]
+
+        async def work(k: KineticClient, sftp: SftpClient) -> None:
+            if check_server:
+                for place in dict.fromkeys([folder, self.flow.folder]):
+                    try:
+                        there = await sftp.final_matches(place, name, f.size)
+                    except NotFoundError:
+                        there = False
+                    if there:
+                        raise UsageError(
+                            f"file {file_id} is on the server as {join(place, name)}: abandoning it would send its "
+                            f"records twice; run the flow instead (recovery marks it delivered)"
+                        )
+            with self.audit.transaction() as s:
+                self.ctx.store.ledger.update_file(
+                    f.id, session=s, state="abandoned",
+                    error="abandoned by the operator; its records go out in the next file (the watermark did not move)",
+                )  # fmt: skip
+                self.audit("file.abandoned", subject=f.remote_path, outcome="warning",
+                           details={"file_id": f.id, "by": "operator", "checked_server": check_server})  # fmt: skip
+            if f.local_path:
+                Path(f.local_path).unlink(missing_ok=True)
+            self.result.bump("abandoned")
+            self.result.files.append({"id": f.id, "remote_path": f.remote_path, "state": "abandoned"})
+
+        return await self._lifecycle(work)
+
+    def _pending(self, file_id: int) -> FileRow:
+        f = self.ctx.store.ledger.file(file_id)
+        if f is None or f.direction != "outbound" or f.flow != self.name:
+            raise NotFoundError(f"no outbound file {file_id} in flow {self.name}")
+        if f.state != "intent":
+            hint = " (to send a delivered file again: ml-connector replay ID)" if f.state == "delivered" else ""
+            raise UsageError(f"file {file_id} is {f.state}, not a pending intent{hint}")
+        return f
 
     # --- extract, render, deliver ---------------------------------------------------------------
 

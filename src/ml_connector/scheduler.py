@@ -20,15 +20,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
 from .config import FlowsFile, InboundFlow, OutboundFlow, load_flows
 from .errors import MLConnectorError
-from .flows import RunContext, RunResult, run_flow
-from .store import Store
+
+if TYPE_CHECKING:  # `status` imports next_fire; the flow engine loads only when a run starts
+    from .flows import RunContext, RunResult
+    from .store import Store
 
 log = logging.getLogger(__name__)
 Flow = OutboundFlow | InboundFlow
@@ -153,6 +155,8 @@ class Scheduler:
         ctx.stop = self.stopping
         ctx.store.audit.record("schedule.slot", flow=name, subject=slot.isoformat(), details={"owner": self.owner})
         try:
+            from .flows import run_flow
+
             result = await run_flow(ctx, name, flow)
             if self.on_result is not None:
                 self.on_result(result)

@@ -691,7 +691,7 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
 def audit(
     ctx: typer.Context,
     flow: Annotated[str | None, typer.Option(help="Only this flow")] = None,
-    run: Annotated[str | None, typer.Option(help="Only this run id")] = None,
+    run: Annotated[str | None, typer.Option(help="Only this run (its id, or the first 8 characters shown)")] = None,
     file: Annotated[str | None, typer.Option(help="Only events about this file / subject")] = None,
     kind: Annotated[str | None, typer.Option(help="Only this kind, or kind prefix (e.g. connection)")] = None,
     since: Annotated[str | None, typer.Option(help="Since: 2h, 7d or an ISO time")] = None,
@@ -699,11 +699,13 @@ def audit(
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines")] = False,
 ) -> None:
     """The audit trail: runs, API calls, transfers, records, errors."""
+    from ._lookup import resolve_run_id
+
     store = _open_store(ctx)
     try:
         events = store.audit.query(
             flow=flow,
-            run_id=run,
+            run_id=resolve_run_id(store, run) if run else None,
             subject=file,
             kind=kind,
             since=parse_since(since) if since else None,
@@ -956,8 +958,8 @@ def status_cmd(
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
-    """Each flow at a glance: health, last run, next run, files waiting, errors, failed records."""
-    from .ops import print_status, status
+    """Each flow at a glance (times in the flow's zone). Exit 0: every flow fine; 1: a flow needs a look."""
+    from .ops import print_status, status, status_exit_code
 
     home = _state(ctx).home
     store = _open_store(ctx)
@@ -969,14 +971,16 @@ def status_cmd(
         out.print_json(json.dumps(rows, default=str))
     else:
         print_status(rows, out)
-    raise typer.Exit(0 if all(r["health"] in ("ok", "never run") for r in rows) else 1)
+    raise typer.Exit(status_exit_code(rows))
 
 
 @app.command("replay")
 def replay_cmd(
     ctx: typer.Context,
     file_id: Annotated[int | None, typer.Argument(help="file id from 'ml-connector files'")] = None,
-    run_id: Annotated[str | None, typer.Option("--run", help="replay every file of this run")] = None,
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="replay every file of this run (id or its first 8 characters)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON summary")] = False,
 ) -> None:
     """Re-process an inbound file after a mapping fix (posted records are not posted again), or
@@ -989,6 +993,10 @@ def replay_cmd(
     home = _state(ctx).home
     store = _open_store(ctx)
     try:
+        if run_id is not None:
+            from ._lookup import resolve_run_id
+
+            run_id = resolve_run_id(store, run_id)
         results = replay(home, store, file_id=file_id, run_id=run_id)
     finally:
         store.close()

@@ -7,24 +7,24 @@ import os
 import socket
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import func, select
 
-from ..alerts import Alerter, deliver_run_alerts
 from ..config import FlowsFile, InboundFlow, load_flows
-from ..flows import RunContext, RunResult
-from ..flows.replay import replay_file, replay_run
 from ..home import Home
-from ..metrics import Metrics
-from ..scheduler import Scheduler, next_fire
 from ..store import Store
-from ..store import models as m
+
+# `status` must start fast: the flow engine, HTTP, SSH, metrics and uvicorn load in the commands
+# that use them.
+if TYPE_CHECKING:
+    from ..flows import RunContext, RunResult
 
 
 def _context(home: Home, store: Store, **kw: Any) -> RunContext:
+    from ..flows import RunContext
+
     return RunContext(store=store, keyring=home.keyring(), staging=home.staging, **kw)
 
 
@@ -34,6 +34,10 @@ def _context(home: Home, store: Store, **kw: Any) -> RunContext:
 def serve(
     home: Home, store: Store, console: Console, *, metrics_port: int | None = None, once_s: float | None = None
 ) -> int:
+    from ..alerts import Alerter, deliver_run_alerts
+    from ..metrics import Metrics
+    from ..scheduler import Scheduler
+
     flows = load_flows(home.flows_file)
     cfg = flows.serve
     port = cfg.metrics_port if metrics_port is None else metrics_port
@@ -114,6 +118,12 @@ def load_flows_safe(home: Home, fallback: FlowsFile) -> FlowsFile:
 
 
 def status(home: Home, store: Store, *, remote: bool) -> list[dict[str, Any]]:
+    """One row per flow: health, last and next run (in the flow's zone), backlog, errors, failed records."""
+    from sqlalchemy import func, select
+
+    from ..scheduler import next_fire
+    from ..store import models as m
+
     flows = load_flows(home.flows_file)
     now = datetime.now(UTC)
     rows = []
@@ -155,8 +165,10 @@ def status(home: Home, store: Store, *, remote: bool) -> list[dict[str, Any]]:
         nxt = next_fire(flow, now) if flow.enabled else None
         if last is None:
             health = "never run"
-        elif last.state in ("succeeded", "stopped") and not failed and not errors:
+        elif last.state in ("succeeded", "stopped") and not failed and not errors and not open_files:
             health = "ok"
+        elif last.state == "running":
+            health = "running"
         elif last.state in ("failed", "crashed"):
             health = "failing"
         else:
@@ -171,6 +183,7 @@ def status(home: Home, store: Store, *, remote: bool) -> list[dict[str, Any]]:
                 "last_counts": last.counts if last else {},
                 "last_error": last.error if last else None,
                 "next_run": nxt.isoformat() if nxt else None,
+                "timezone": flow.timezone,
                 "files_waiting": waiting,
                 "files_open": open_files,
                 "files_error": errors,
@@ -208,6 +221,23 @@ def _ago(iso: str | None) -> str:
     return f"{int(seconds)}s ago"
 
 
+def _local(iso: str | None, zone: str) -> str:
+    """``2026-12-03 13:00 America/Chicago``: a time in the flow's zone, the zone named."""
+    if not iso:
+        return ""
+    from zoneinfo import ZoneInfo
+
+    return f"{datetime.fromisoformat(iso).astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M} {zone}"
+
+
+NEEDS_A_LOOK = ("failing", "attention")
+
+
+def status_exit_code(rows: list[dict[str, Any]]) -> int:
+    """0 when no flow needs a look (ok, running or never run), else 1."""
+    return 1 if any(r["health"] in NEEDS_A_LOOK for r in rows) else 0
+
+
 def print_status(rows: list[dict[str, Any]], console: Console) -> None:
     colour = {"ok": "green", "failing": "red", "attention": "yellow"}
     table = Table("flow", "health", "last run", "next run", "needs a look")
@@ -223,9 +253,11 @@ def print_status(rows: list[dict[str, Any]], console: Console) -> None:
         ):
             if r[key]:
                 notes.append(f"{r[key]} {label}")
-        nxt = (r["next_run"] or "")[:16].replace("T", " ")
+        nxt = _local(r["next_run"], r["timezone"])
         health = f"[{colour.get(r['health'], 'white')}]{r['health']}[/]"
         last = f"{r['last_state'] or ''} {_ago(r['last_run'])}".strip()
+        if r["last_run"]:
+            last += f" ({_local(r['last_run'], r['timezone'])})"
         table.add_row(r["flow"], health, last, nxt or "-", ", ".join(notes))
     console.print(table)
     for r in rows:
@@ -237,6 +269,8 @@ def print_status(rows: list[dict[str, Any]], console: Console) -> None:
 
 
 def replay(home: Home, store: Store, *, file_id: int | None, run_id: str | None) -> list[RunResult]:
+    from ..flows.replay import replay_file, replay_run
+
     flows = load_flows(home.flows_file)
     ctx = _context(home, store, trigger="replay")
     if file_id is not None:

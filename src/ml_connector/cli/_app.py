@@ -767,7 +767,11 @@ def sandbox(
     import asyncio
 
     from ..sandbox.run import run_sandbox
+    from ._ports import check_free
 
+    # Both ports checked before either server starts: a clash leaves nothing half-started.
+    check_free("127.0.0.1", kinetic_port, "Kinetic sandbox", "--kinetic-port")
+    check_free("127.0.0.1", sftp_port, "SFTP sandbox", "--sftp-port")
     folder = _state(ctx).home.path / "sandbox"
     try:
         asyncio.run(run_sandbox(folder, kinetic_port, sftp_port, out, vendors))

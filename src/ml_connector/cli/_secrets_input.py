@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TextIO
 
 from ..errors import UsageError
 from ..secrets import Secret
+
+# Conventional environment variable names: upper case, digits, underscores.
+ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,63}")
 
 
 def read_secret(
@@ -22,8 +26,9 @@ def read_secret(
 ) -> Secret | None:
     """The secret from exactly one source, or None when no source was named.
 
-    Messages name the option, never the value, and never echo an env-var name either (a user
-    who typed the secret itself where the name belongs would otherwise see it printed).
+    Messages name the option, never the value. An env-var name is shown when it looks like one
+    (``KINETIC_PASSWORD``): a name is not a secret, and the operator needs to see which variable
+    is missing. Anything else is not echoed: a user may have typed the secret where the name belongs.
     """
     sources = [s for s in (env is not None, file is not None, stdin) if s]
     if len(sources) > 1:
@@ -31,7 +36,13 @@ def read_secret(
     if env is not None:
         value = (os.environ if environ is None else environ).get(env)
         if not value:
-            raise UsageError(f"--{label}-env: that environment variable is not set or is empty")
+            shown = (
+                env
+                if ENV_NAME.fullmatch(env)
+                else "that environment variable (name not shown: it does not look "
+                "like a variable name; was the secret typed in its place?)"
+            )
+            raise UsageError(f"--{label}-env: {shown} is not set or is empty")
         return Secret(value)
     if file is not None:
         try:

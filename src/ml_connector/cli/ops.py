@@ -41,6 +41,15 @@ def serve(
     flows = load_flows(home.flows_file)
     cfg = flows.serve
     port = cfg.metrics_port if metrics_port is None else metrics_port
+    from ._ports import bind
+
+    # Bound before the scheduler starts (and handed to uvicorn): a port in use stops `serve` with
+    # one line, before any flow runs, instead of a traceback from a half-started server.
+    listener = (
+        bind(cfg.metrics_host, port, "metrics", "--metrics-port N (or serve.metrics_port; 0 turns it off)")
+        if port
+        else None
+    )
     metrics = Metrics()
     owner = f"{socket.gethostname()}:{os.getpid()}"
     pending: set[asyncio.Task[Any]] = set()
@@ -83,7 +92,7 @@ def serve(
                 uvicorn.Config(metrics.app(scheduler), host=cfg.metrics_host, port=port, log_level="warning",
                                lifespan="off")
             )  # fmt: skip
-            server_task = asyncio.create_task(server.serve())
+            server_task = asyncio.create_task(server.serve(sockets=[listener] if listener else None))
         keeper = asyncio.create_task(housekeeping())
         console.print(
             f"serving {len(flows.flows)} flows as {owner}"

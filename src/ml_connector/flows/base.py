@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ..errors import MLConnectorError
+from ..errors import ConnectError, MLConnectorError
 from ..kinetic import KineticClient
 from ..sftp import SftpClient
 from .context import AuditBuffer, Lease, RunContext, RunResult, StopRequested
@@ -31,6 +31,13 @@ class FlowRun:
     def _outcome(self) -> str:
         """The state of a run whose work returned normally."""
         return "succeeded"
+
+    def _named(self, exc: MLConnectorError) -> str:
+        """A connection failure says which connection: SFTP messages start with its name, Kinetic's do not."""
+        text = str(exc)
+        if isinstance(exc, ConnectError) and not text.startswith((f"{self.flow.sftp}:", "connection ")):
+            return f"Epicor connection {self.flow.epicor!r}: {text}"
+        return text
 
     async def _lifecycle(self, work: Work, *, with_kinetic: bool = True) -> RunResult:
         ctx, ledger = self.ctx, self.ctx.store.ledger
@@ -65,7 +72,7 @@ class FlowRun:
             self.audit("run.interrupted", subject=self.name, outcome="warning")
             raise
         except MLConnectorError as exc:
-            error = str(exc)
+            error = self._named(exc)
             self.result.counts["exit_code"] = exc.exit_code
             self.audit("run.error", subject=self.name, outcome="error", details={"error": error})
         except Exception as exc:  # a bug: the run still ends recorded, unlocked and reported

@@ -784,9 +784,11 @@ def sandbox(
 
 @app.command()
 def demo(
-    home: Annotated[Path | None, typer.Option("--home", help="Demo home [default: a new temporary folder]")] = None,
+    home: Annotated[
+        Path | None, typer.Option("--home", help="Keep everything in this folder [default: a temporary one, removed]")
+    ] = None,
 ) -> None:
-    """Show what exists so far end to end, in a throwaway home (no real systems touched)."""
+    """Run every kind of flow end to end on a local Kinetic sandbox and SFTP server (no real system touched)."""
     from .demo import run_demo
 
     raise typer.Exit(run_demo(home, out))

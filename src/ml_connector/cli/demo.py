@@ -14,6 +14,7 @@ import asyncio
 import os
 import secrets
 import shlex
+import shutil
 import socket
 import tempfile
 import time
@@ -223,7 +224,10 @@ def run_demo(home: Path | None, console: Console) -> int:
     from . import main
 
     started = time.monotonic()
-    home = home or Path(tempfile.mkdtemp(prefix="ml-connector-demo-"))
+    keep = home is not None
+    # Everything (database, key, staging, the SFTP server's folders) lives inside the home; a
+    # home the user did not name is removed at the end, so the temp folder keeps nothing.
+    home = home.resolve() if home is not None else Path(tempfile.mkdtemp(prefix="ml-connector-demo-"))
     base = ["--home", str(home)]
     api_key, password = secrets.token_urlsafe(24), secrets.token_urlsafe(16)
     os.environ["DEMO_KINETIC_API_KEY"] = api_key
@@ -231,9 +235,9 @@ def run_demo(home: Path | None, console: Console) -> int:
     sandbox = KineticSandbox(SandboxOptions(instance="EpicorDemo", api_key=api_key, users={"manager": password}))
     sandbox.seed()
     sandbox.generate_payments(3, vendor_num=2)
-    sftp_root = Path(tempfile.mkdtemp(prefix="ml-connector-demo-sftp-"))
+    sftp_root = home / "partner-sftp"
     for sub in ("inbound", "outbound", "archive", "error", "acks"):
-        (sftp_root / sub).mkdir()
+        (sftp_root / sub).mkdir(parents=True, exist_ok=True)
     client_key = asyncssh.generate_private_key("ssh-ed25519")
     sftp = EmbeddedSftpServer(
         sftp_root, {"partner": SftpUser(public_keys=[client_key.export_public_key().decode()])}, port=_free_port()
@@ -308,7 +312,8 @@ def run_demo(home: Path | None, console: Console) -> int:
             "--host-key",
             sftp.host_key_line,
         )
-        step("4. Both connections work", "connections", "test", "kinetic-sandbox")
+        step("4. Both connections work: Kinetic", "connections", "test", "kinetic-sandbox")
+        step("   and SFTP (host key pin, and every folder the flows use)", "connections", "test", "partner-sftp")
         step("5. The flows (O1-O3 outbound, I1-I4 inbound) are valid", "flows", "validate")
 
         _partner_files(sftp_root)
@@ -323,7 +328,7 @@ def run_demo(home: Path | None, console: Console) -> int:
         console.print(Rule(f"{7 + len(OUTBOUND) + len(INBOUND)}. The bank answered our 820 with a 997 ({ack})"))
         codes["bank-acks-in"] = step("   Inbound: bank-acks-in", "run", "bank-acks-in")
         step("Every file in the ledger", "files")
-        _summary(console, home, sandbox, sftp_root, codes, time.monotonic() - started)
+        _summary(console, home, sandbox, sftp_root, codes, time.monotonic() - started, keep)
     finally:
         server.should_exit = True
         try:
@@ -332,12 +337,13 @@ def run_demo(home: Path | None, console: Console) -> int:
             background.run(sftp.stop())
         finally:
             background.stop()
+            if not keep:
+                shutil.rmtree(home, ignore_errors=True)
     return 0
 
 
-def _summary(
-    console: Console, home: Path, sandbox: KineticSandbox, sftp_root: Path, codes: dict[str, int], elapsed: float
-) -> None:
+def _summary(console: Console, home: Path, sandbox: KineticSandbox, sftp_root: Path, codes: dict[str, int],
+             elapsed: float, keep: bool) -> None:  # fmt: skip
     from ..store import Store
 
     store = Store.open(f"sqlite:///{home / 'ml-connector.db'}")
@@ -372,6 +378,13 @@ def _summary(
         f"invoices and {sandbox.row_count('CashHead')} cash receipts.",
         highlight=False,
     )
+    if not keep:
+        console.print(
+            "The demo home (a temporary folder) is removed now; 'ml-connector demo --home DIR' keeps everything in DIR "
+            "to look at afterwards.",
+            highlight=False,
+        )
+        return
     h = shlex.quote(str(home))
     console.print("Where to look next:", highlight=False)
     console.print(f"  ml-connector --home {h} files --state error       the file ledger", highlight=False)

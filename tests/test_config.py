@@ -190,16 +190,61 @@ def test_empty_and_starter_files_are_valid(tmp_path: Path) -> None:
     from ml_connector.home import STARTER_FLOWS
 
     assert parse_flows("").flows == {}
+    assert parse_flows("flows:\n").flows == {}
     assert parse_flows(STARTER_FLOWS).flows == {}
-    # The commented examples in the starter file are themselves valid.
-    uncommented = "\n".join(
-        line[2:] if line.startswith("# ") else line
-        for line in STARTER_FLOWS.splitlines()
-        if not line.startswith("flows: {}") and line.strip() != "#"
+    # The commented examples, uncommented and appended to the starter file (what `cat >>` does), are valid.
+    examples = "\n".join(line[1:] for line in STARTER_FLOWS.splitlines() if line.startswith("#   "))
+    appended = STARTER_FLOWS + examples + "\n"
+    assert set(parse_flows(appended).flows) == {"vendors-to-partner", "remittance-in"}
+
+
+def test_appending_after_an_inline_empty_mapping_is_a_located_plain_error() -> None:
+    msg = _error("flows: {}\n  vendors-out:\n    direction: outbound\n")
+    assert msg.startswith("flows.yaml:2:3: invalid YAML:")
+    assert "indentation" in msg and "flows: {}" in msg
+    assert "<block" not in msg  # no parser jargon
+
+
+def test_yaml_syntax_errors_read_like_located_errors() -> None:
+    assert _error("flows:\n\tv: 1\n").startswith("flows.yaml:2:1: invalid YAML: a tab character")
+    assert _error("flows:\n  v:\n    folder: a: b\n").startswith("flows.yaml:3:14: invalid YAML: a ':'")
+
+
+def test_a_flow_defined_twice_is_refused_naming_both_lines() -> None:
+    text = GOOD + "  invoices-to-partner:\n    direction: outbound\n"
+    msg = _error(text)
+    first = GOOD.splitlines().index("  invoices-to-partner:") + 1
+    assert f"'invoices-to-partner' is defined twice (first at line {first})" in msg
+    assert msg.startswith(f"flows.yaml:{len(GOOD.splitlines()) + 1}:3:")
+
+
+def test_any_duplicate_key_is_refused() -> None:
+    msg = _error(GOOD.replace("    folder: /outbound\n", "    folder: /outbound\n    folder: /elsewhere\n", 1))
+    assert "'folder' is defined twice" in msg
+
+
+@pytest.mark.parametrize("schedule", ["0 0 19 * * 1-5", "0 19 * * 1-5 2027", "* * * *"])
+def test_schedule_needs_five_fields(schedule: str) -> None:
+    msg = _error(GOOD.replace('schedule: "0 19 * * 1-5"', f'schedule: "{schedule}"', 1))
+    assert "needs 5 fields" in msg and "schedule:" in msg
+
+
+@pytest.mark.parametrize("schedule", ["0 19 * * MON-FRI", "@daily", "*/15 * * * *"])
+def test_five_field_and_alias_schedules_are_valid(schedule: str) -> None:
+    parse_flows(GOOD.replace('schedule: "0 19 * * 1-5"', f'schedule: "{schedule}"', 1))
+
+
+def test_unknown_override_and_omit_fields_are_refused_at_validate_with_location() -> None:
+    text = GOOD.replace(
+        "    format:\n",
+        "    format:\n      overrides:\n        InvoiceAmnt: {header: Amount}\n      omit: [InvoiceNun]\n",
+        1,
     )
-    body = uncommented[uncommented.index("flows:") :]
-    body = "\n".join(line for line in body.splitlines() if not line.startswith(("An ", "#")))
-    assert set(parse_flows(body).flows) == {"vendors-to-partner", "remittance-in"}
+    msg = _error(text)
+    line = text.splitlines().index("        InvoiceAmnt: {header: Amount}") + 1
+    assert f"flows.yaml:{line}: flow 'invoices-to-partner': format.overrides.InvoiceAmnt:" in msg
+    assert "did you mean 'InvoiceAmt'?" in msg
+    assert "format.omit[0]: 'InvoiceNun'" in msg and "did you mean 'InvoiceNum'?" in msg
 
 
 def test_json_schema_describes_both_directions() -> None:
@@ -218,3 +263,15 @@ def test_configuration_reference_is_current() -> None:
     doc = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
     assert doc.read_text() == render(), "run: python -m ml_connector.reference > docs/configuration.md"
     assert len(parse_flows(EXAMPLE).flows) == 2  # the example in the reference is valid
+
+
+def test_configuration_reference_has_no_python_repr_leftovers() -> None:
+    from ml_connector.reference import render
+
+    doc = render()
+    for leftover in ("']", "['", "Literal", "typing.", "NoneType", "<class"):
+        assert leftover not in doc, leftover
+    assert "| `align` | left / right \\| None |" in doc
+    assert "5 fields" in doc and "@daily" in doc  # the schedule rule the validator applies
+    role = next(line for line in doc.splitlines() if line.startswith("| `role`"))
+    assert "label only" in role

@@ -133,7 +133,12 @@ class RecordLayout(_Model):
     """A fixed-width record type (header, detail, trailer) selected by its discriminator value."""
 
     code: str = Field(description="value of the record-type field for this layout")
-    role: Literal["header", "detail", "trailer"] = "detail"
+    role: Literal["header", "detail", "trailer"] = Field(
+        "detail",
+        description="what the line is in the partner's spec; in this version a label only: every line is "
+        "read with its code's layout as a record of its own (header and trailer fields are not yet copied "
+        "onto details or checked)",
+    )
     columns: list[Column]
 
 
@@ -245,8 +250,8 @@ class _FlowBase(_Model):
         alias = len(fields) == 1 and fields[0] in CRON_ALIASES
         if not alias and len(fields) != 5:
             raise ValueError(
-                f"{value!r}: a schedule has 5 fields (minute hour day-of-month month day-of-week), "
-                f"not {len(fields)}; or one of {', '.join(CRON_ALIASES)}"
+                f"{value!r} is not a valid cron expression: it needs 5 fields (minute hour day-of-month month "
+                f"day-of-week), not {len(fields)}; or one of {', '.join(CRON_ALIASES)}"
             )
         if not croniter.is_valid(value):
             raise ValueError(f"{value!r} is not a valid cron expression")

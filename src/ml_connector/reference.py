@@ -6,7 +6,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -32,15 +33,26 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
 
 
 def _type(info: FieldInfo) -> str:
-    text = str(info.annotation).replace("typing.", "").replace("ml_connector.config.", "")
-    text = text.replace("<class '", "").replace("'>", "").replace("NoneType", "None")
-    for name in ("CsvFormat | FixedWidthFormat | X12Format",):
-        if name in text:
+    """The annotation in words: ``left / right``, ``int or none``, ``list[str]``, from the typing objects."""
+    return _words(info.annotation)
+
+
+def _words(tp: Any) -> str:
+    origin, args = get_origin(tp), get_args(tp)
+    if tp is type(None):
+        return "None"
+    if origin is Literal:
+        return " / ".join(a if isinstance(a, str) and a.isprintable() else json.dumps(a).strip('"') for a in args)
+    if origin is Annotated:
+        return _words(args[0])
+    if origin in (Union, UnionType):
+        names = [a.__name__ for a in args if isinstance(a, type)]
+        if {"CsvFormat", "FixedWidthFormat", "X12Format"} <= set(names):
             return "csv / fixed-width / x12 format"
-    if "Literal[" in text:
-        inner = text[text.index("Literal[") + 8 : text.rindex("]")]
-        return " / ".join(v.strip().strip("'") for v in inner.split(","))
-    return text.replace("Annotated[", "").split(", FieldInfo")[0]
+        return " \\| ".join(_words(a) for a in args)
+    if origin is not None:
+        return f"{getattr(origin, '__name__', str(origin))}[{', '.join(_words(a) for a in args)}]"
+    return getattr(tp, "__name__", str(tp))
 
 
 def _default(info: FieldInfo) -> str:
@@ -81,7 +93,7 @@ def render() -> str:
         ]
         for name, info in model.model_fields.items():
             desc = (info.description or "").replace("|", "\\|")
-            kind = _type(info).replace("|", "\\|")
+            kind = _type(info)
             lines.append(f"| `{name}` | {kind} | {_default(info)} | {desc} |")
         lines.append("")
     lines += [

@@ -226,7 +226,8 @@ class _FlowBase(_Model):
     schedule: str | None = Field(
         None,
         description="cron: 5 fields (minute hour day-of-month month day-of-week; names like MON-FRI "
-        "allowed) or @hourly, @daily, @weekly, @monthly, @yearly; in `timezone`",
+        "allowed), optionally a 6th for seconds at the end (`0 19 * * 1-5 30`), or @hourly, @daily, "
+        "@weekly, @monthly, @yearly; in `timezone`",
     )
     timezone: str = Field("UTC", description="IANA zone for schedule and {now}, e.g. America/Chicago")
     epicor: str = Field(description="name of an Epicor connection")
@@ -245,13 +246,14 @@ class _FlowBase(_Model):
         if value is None:
             return value
         fields = value.split()
-        # croniter also takes a 6th (seconds, last) and 7th (year) field; Quartz users write seconds
-        # first, so a 6-field line would silently mean something else. Five fields, or an @alias.
+        # croniter reads a 6th field as seconds (placed LAST) and a 7th as the year. Quartz users write
+        # seconds first, so the rule is spelled out here and in the docs; the year field is refused.
         alias = len(fields) == 1 and fields[0] in CRON_ALIASES
-        if not alias and len(fields) != 5:
+        if not alias and len(fields) not in (5, 6):
             raise ValueError(
                 f"{value!r} is not a valid cron expression: it needs 5 fields (minute hour day-of-month month "
-                f"day-of-week), not {len(fields)}; or one of {', '.join(CRON_ALIASES)}"
+                f"day-of-week), optionally a 6th for seconds at the end, not {len(fields)}; "
+                f"or one of {', '.join(CRON_ALIASES)}"
             )
         if not croniter.is_valid(value):
             raise ValueError(f"{value!r} is not a valid cron expression")

@@ -73,7 +73,11 @@ def test_replay_after_a_mapping_fix_posts_exactly_the_failed_records(env: Env) -
     assert all(after[k]["SysRevID"] == before[k] for k in ("R1", "R3", "R5")), "posted records are not posted again"
     f2 = env.store.ledger.file(f.id)
     assert f2 is not None and f2.state == "done"
-    assert env.names("archive") == ["terms.csv"] and "terms.csv" not in env.names("error")
+    # the error note does not stay in the error folder saying the file failed
+    assert env.names("archive") == ["terms.csv", "terms.csv.error.json.resolved"] and env.names("error") == []
+    note = json.loads((env.local("archive") / "terms.csv.error.json.resolved").read_text())
+    assert note["reason"] == "2 of 5 records failed"
+    assert env.store.audit.query(kind="file.sidecar_resolved")
     assert env.store.audit.query(run_id=replayed.run_id, kind="replay.records")[0].details["retrying"] == 2
 
 

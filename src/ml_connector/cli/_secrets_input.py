@@ -36,13 +36,13 @@ def read_secret(
     if env is not None:
         value = (os.environ if environ is None else environ).get(env)
         if not value:
-            shown = (
-                env
-                if ENV_NAME.fullmatch(env)
-                else "that environment variable (name not shown: it does not look "
-                "like a variable name; was the secret typed in its place?)"
+            if ENV_NAME.fullmatch(env):
+                # Worded without "NAME: value" so the log scrubber does not mask the name.
+                raise UsageError(f"environment variable {env} (--{label}-env) is not set or is empty")
+            raise UsageError(
+                f"--{label}-env: that environment variable is not set or is empty (its name is not shown: it "
+                "does not look like a variable name; was the secret typed in its place?)"
             )
-            raise UsageError(f"--{label}-env: {shown} is not set or is empty")
         return Secret(value)
     if file is not None:
         try:

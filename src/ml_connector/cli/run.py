@@ -90,7 +90,7 @@ def run_command(home: Home, store: Store, name: str, flow: OutboundFlow | Inboun
                 loop.remove_signal_handler(signal.SIGTERM)
         if alerts is not None and result.run_id and result.run_id != "dry-run":
             sent = await deliver_run_alerts(alerts, store, result)
-            if sent["sent"] or sent["failed"]:
+            if any(sent.values()):
                 progress.note(f"alerts: {sent['sent']} sent, {sent['throttled']} throttled, {sent['failed']} failed")
         return result
 

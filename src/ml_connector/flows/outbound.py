@@ -152,13 +152,7 @@ class OutboundRun(FlowRun):
             try:
                 done = await self._settle_intent(sftp, f, self.flow.folder, move_watermark=not abandoned)
             except MLConnectorError as exc:
-                # Without a way out this intent blocks every later run (say, a folder that does not
-                # exist): say which file, and the commands that settle it by hand.
-                exc.args = (
-                    f"{exc}; pending outbound file {f.id} ({f.remote_path}) could not be completed: fix the flow's "
-                    f"folder (recovery sends it to the current one), or 'ml-connector files resend {f.id} "
-                    f"--folder PATH', or 'ml-connector files abandon {f.id}' (its records go out in the next file)",
-                )
+                _explain_pending(exc, f.id, f.remote_path)
                 raise
             abandoned = abandoned or not done
         # Staged files no intent refers to are renders a crash interrupted: nothing was sent.
@@ -452,9 +446,13 @@ class OutboundRun(FlowRun):
         )
         failpoint("outbound.after-intent")
         self.ctx.progress.phase(f"upload {current.name}", total=sink.size)
-        final = await sftp.upload_atomic(
-            current.local, self.flow.folder, current.name, on_conflict=self.flow.on_conflict, sha256=sink.sha256
-        )
+        try:
+            final = await sftp.upload_atomic(
+                current.local, self.flow.folder, current.name, on_conflict=self.flow.on_conflict, sha256=sink.sha256
+            )
+        except MLConnectorError as exc:
+            _explain_pending(exc, file_id, join(self.flow.folder, current.name))
+            raise
         failpoint("outbound.after-upload")
         self.ctx.progress.advance(files=1, nbytes=sink.size)
         kept = self.staging / "sent" / f"{file_id}.out"
@@ -537,6 +535,16 @@ class OutboundRun(FlowRun):
                 break
             await self._extract_and_deliver(k, None)
         return self.result
+
+
+def _explain_pending(exc: MLConnectorError, file_id: int, remote_path: str) -> None:
+    """An intent that cannot be completed blocks every later run (say, a folder that does not exist):
+    the error names the file and the ways out, which the operator would otherwise have to dig for."""
+    exc.args = (
+        f"{exc}; pending outbound file {file_id} ({remote_path}) was not delivered: the next run retries it in "
+        f"the flow's current folder (fix 'folder' if it is wrong), or 'ml-connector files resend {file_id} "
+        f"[--folder PATH]' now, or 'ml-connector files abandon {file_id}' (its records go out in the next file)",
+    )
 
 
 class _NullAudit(AuditBuffer):

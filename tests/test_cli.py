@@ -368,3 +368,101 @@ def test_console_script_runs_in_subprocess(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     bad = subprocess.run([exe, "connections", "show", "x"], env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.strip() == "error: unknown connection 'x' (none are defined)"
+
+
+FLOW_OUT = (
+    "  out:\n    direction: outbound\n    epicor: kinetic\n    sftp: partner\n"
+    "    entity: vendors\n    folder: /out\n    format: {type: csv}\n"
+)
+
+
+def test_validate_refuses_a_flow_defined_twice_naming_both_lines(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = _init(cli)
+    _add_all(cli, tmp_path, monkeypatch)
+    (home / "flows.yaml").write_text("flows:\n" + FLOW_OUT + FLOW_OUT)
+    r = cli("flows", "validate")
+    assert r.exit_code == 2
+    assert f"{home / 'flows.yaml'}:9:3: 'out' is defined twice (first at line 2)" in r.stderr
+
+
+def test_validate_lists_the_known_connections(cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = _init(cli)
+    _add_all(cli, tmp_path, monkeypatch)
+    (home / "flows.yaml").write_text("flows:\n" + FLOW_OUT.replace("epicor: kinetic", "epicor: kinetik"))
+    r = cli("flows", "validate")
+    assert r.exit_code == 2
+    assert (
+        "flow 'out': epicor: no connection named 'kinetik' "
+        "(connections: kinetic (epicor), partner (sftp), partner-pw (sftp))" in r.stderr
+    )
+
+
+def test_validate_warns_on_unknown_field_names_with_location_and_suggestion(
+    cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = _init(cli)
+    _add_all(cli, tmp_path, monkeypatch)
+    flows = home / "flows.yaml"
+    flows.write_text(
+        "flows:\n"
+        + FLOW_OUT.replace(
+            "format: {type: csv}",
+            "format:\n      type: csv\n      columns:\n        - {field: VendorID}\n        - {field: Nmae}\n"
+            "        - {field: Where, concat: [City, Stat]}",
+        )
+    )
+    r = cli("flows", "validate")
+    assert r.exit_code == 0, r.output  # warnings: a real instance may have fields this list lacks
+    assert "1 flow(s) valid (2 warning(s))" in r.stdout
+    assert (
+        f"{flows}:12: flow 'out': format.columns[1].field: 'Nmae' is not a known vendors field (did you mean 'Name'?)"
+        in r.stderr
+    )
+    assert (
+        f"{flows}:13: flow 'out': format.columns[2].concat[1]: 'Stat' is not a known vendors field (did you mean 'State'?)"
+        in r.stderr
+    )
+    flows.write_text(flows.read_text().replace("Nmae", "Name").replace("Stat]", "State]"))
+    r = cli("flows", "validate")
+    assert r.exit_code == 0 and "warning" not in r.output
+
+
+def test_starter_file_takes_an_appended_flow(cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = _init(cli)
+    _add_all(cli, tmp_path, monkeypatch)
+    with (home / "flows.yaml").open("a") as fh:
+        fh.write(FLOW_OUT)
+    r = cli("flows", "validate")
+    assert r.exit_code == 0 and "1 flow(s) valid" in r.stdout, r.output
+
+
+def test_verbose_is_a_count_anywhere_on_the_line(cli: Any) -> None:
+    _init(cli)
+    r = cli("--help")
+    assert "<int>" not in r.stdout and "-vv" in r.stdout
+    for argv in (("-vv", "flows", "validate"), ("flows", "validate", "-vv"), ("flows", "-v", "validate")):
+        r = cli(*argv)
+        assert r.exit_code == 0, (argv, r.output)
+        assert "INFO ml_connector.cli: flows: home" in r.stderr, argv
+    r = cli("flows", "validate")
+    assert "INFO" not in r.stderr
+
+
+def test_files_subcommands_need_a_pending_intent(cli: Any) -> None:
+    _init(cli)
+    r = cli("files", "abandon", "99")
+    assert r.exit_code == 2 and "no file 99 in the ledger" in r.stderr
+    r = cli("files")
+    assert r.exit_code == 0 and "no files match" in r.stdout
+    r = cli("audit", "--run", "abc")
+    assert r.exit_code == 2 and "at least 4 characters" in r.stderr
+
+
+def test_hoist_verbose_leaves_other_arguments_alone() -> None:
+    from ml_connector.cli import hoist_verbose
+
+    assert hoist_verbose(["run", "x", "-vv", "--json"]) == ["-vv", "run", "x", "--json"]
+    assert hoist_verbose(["run", "--", "-v"]) == ["run", "--", "-v"]
+    assert hoist_verbose(["--version"]) == ["--version"]

@@ -2,12 +2,14 @@
 
     .venv/bin/python bench/cli.py            # median of 10 runs per command
     .venv/bin/python bench/cli.py --runs 20
+    git archive REV src | tar -x -C /tmp/before && .venv/bin/python bench/cli.py --baseline /tmp/before/src
 
 Each command runs as a fresh process (what a user or cron meets), in alternation with the
 reference so machine noise hits both alike. A throwaway home with one flow is created first, so
 `flows validate` and `status --no-remote` do their real work (open the database, read flows.yaml).
 The ratio is the command's median over the reference's median; the target is under 0.3 s absolute
-on the 2-core development machine (see docs/benchmarks.md).
+on the 2-core development machine (see docs/benchmarks.md). ``--baseline SRC`` also times another
+source tree (an older commit's ``src/``) in the same rounds, so before and after share the noise.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--baseline", type=Path, help="another src/ folder to time in the same rounds")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mlc-bench-cli-") as tmp:
         env = {**os.environ, "ML_CONNECTOR_HOME": str(Path(tmp) / "home")}
@@ -67,11 +70,16 @@ def main() -> None:
             "status --no-remote": [*cli, "status", "--no-remote"],
         }
         reference = [PY, "-c", "pass"]
-        times: dict[str, list[float]] = {name: [] for name in ["python -c pass", *commands]}
+        envs = {"": env}
+        if args.baseline:
+            envs["baseline "] = {**env, "PYTHONPATH": str(args.baseline.resolve())}
+        names = [f"{tag}{name}" for tag in envs for name in commands]
+        times: dict[str, list[float]] = {name: [] for name in ["python -c pass", *names]}
         for _ in range(args.runs):
             times["python -c pass"].append(timed(reference, env))
-            for name, argv in commands.items():
-                times[name].append(timed(argv, env))
+            for tag, run_env in envs.items():
+                for name, argv in commands.items():
+                    times[f"{tag}{name}"].append(timed(argv, run_env))
         ref = statistics.median(times["python -c pass"])
         print(f"| command | median of {args.runs} (s) | ratio vs `python -c pass` |")
         print("|---|---|---|")

@@ -99,7 +99,7 @@ def bench_x12(size_mb: float, repeat: int) -> list[tuple[str, str, float, str]]:
 
         rows.append(("pyx12 RawX12File + split", pyx12))
     except ImportError:
-        print("pyx12 is not installed (pip install -c constraints-bench.txt pyx12): its row is skipped")
+        print("pyx12 is not installed (pip install -c constraints.txt -e '.[bench]'): its row is skipped")
     times = {name: best_of(repeat, fn) for name, fn in rows}
     segs = counted["ours"]
     assert counted["split"] == segs, counted

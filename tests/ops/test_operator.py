@@ -51,20 +51,13 @@ vendors-in:
 
 @pytest.fixture
 def op_env(sqlite_env: Env) -> Env:
-    """sqlite_env with key auth: the test sshd's user password is reset by every test session that
-    starts one (chpasswd), so on a machine shared by parallel sessions password auth races."""
-    return _keyed(sqlite_env)
+    """SQLite home; the SFTP connection logs in with a key (tests/ops/conftest.py says why)."""
+    return sqlite_env
 
 
 @pytest.fixture
 def both_env(env: Env) -> Env:
-    """env (SQLite and PostgreSQL) with key auth, as op_env."""
-    return _keyed(env)
-
-
-def _keyed(env: Env) -> Env:
-    env.store.connections.remove("sftp")
-    env.store.connections.add("sftp", env.target.settings(use_key=True), env.keyring)
+    """SQLite and PostgreSQL."""
     return env
 
 

@@ -18,7 +18,6 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from croniter import croniter
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -255,6 +254,8 @@ class _FlowBase(_Model):
                 f"day-of-week), optionally a 6th for seconds at the end, not {len(fields)}; "
                 f"or one of {', '.join(CRON_ALIASES)}"
             )
+        from croniter import croniter  # imported here: start-up time of every command (bench/cli.py)
+
         if not croniter.is_valid(value):
             raise ValueError(f"{value!r} is not a valid cron expression")
         return value

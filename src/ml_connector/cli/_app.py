@@ -992,7 +992,7 @@ def replay_cmd(
     """Re-process an inbound file after a mapping fix (posted records are not posted again), or
     re-send an outbound file byte-identical."""
     from .ops import replay
-    from .run import print_summary, summary_json
+    from .run import attach_reasons, print_summary, summary_json
 
     if (file_id is None) == (run_id is None):
         raise UsageError("give a FILE_ID or --run RUN_ID (one of them)")
@@ -1004,6 +1004,8 @@ def replay_cmd(
 
             run_id = resolve_run_id(store, run_id)
         results = replay(home, store, file_id=file_id, run_id=run_id)
+        for r in results:
+            attach_reasons(store, r)
     finally:
         store.close()
     if as_json:

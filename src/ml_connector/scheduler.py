@@ -29,6 +29,7 @@ from .config import FlowsFile, InboundFlow, OutboundFlow, load_flows
 from .errors import MLConnectorError
 from .flows import RunContext, RunResult, run_flow
 from .store import Store
+from .store.flow_settings import is_disabled
 
 log = logging.getLogger(__name__)
 Flow = OutboundFlow | InboundFlow
@@ -112,6 +113,9 @@ class Scheduler:
         if slot is None:
             return None
         store = self.store
+        if is_disabled(store, name):  # switched off in the console: its slots pass unrun
+            store.schedules.claim(name, slot, self.owner)
+            return None
         last = store.schedules.last_slot(name)
         if last is None:  # a new flow starts at its next slot, not with a run for the last one
             store.schedules.claim(name, slot, self.owner)

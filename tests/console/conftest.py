@@ -18,6 +18,8 @@ from ml_connector.secrets import Secret
 from ml_connector.store import Store
 from ml_connector.users import Users
 
+from ..flows.conftest import embedded, env, loop_thread, sandbox, sqlite_env, sshd  # noqa: F401 - fixtures
+
 PASSWORD = "correct horse battery"
 CANARY = {
     "api_key": "CANARY-APIKEY-7f3a9c",

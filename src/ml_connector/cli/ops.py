@@ -72,18 +72,25 @@ def serve(
     async def main() -> None:
         import uvicorn
 
+        from ..console.server import console_url, with_console
+
         server = None
         server_task = None
         if port:
+            app, tls = with_console(metrics.app(scheduler), home, store, cfg.console, cfg.metrics_host, scheduler)
             server = uvicorn.Server(
-                uvicorn.Config(metrics.app(scheduler), host=cfg.metrics_host, port=port, log_level="warning",
-                               lifespan="off")
-            )  # fmt: skip
+                uvicorn.Config(app, host=cfg.metrics_host, port=port, log_level="warning", lifespan="off", **tls)
+            )
             server_task = asyncio.create_task(server.serve())
         keeper = asyncio.create_task(housekeeping())
         console.print(
             f"serving {len(flows.flows)} flows as {owner}"
-            + (f"; metrics on http://{cfg.metrics_host}:{port}/metrics" if port else ""),
+            + (f"; metrics on http://{cfg.metrics_host}:{port}/metrics" if port else "")
+            + (
+                f"; console on {console_url(cfg.metrics_host, port, cfg.console)}"
+                if port and cfg.console.enabled
+                else ""
+            ),
             highlight=False,
         )
         if once_s is not None:

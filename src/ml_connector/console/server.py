@@ -33,6 +33,11 @@ def uvicorn_options(host: str, settings: ConsoleSettings) -> dict[str, Any]:
     return options
 
 
+def console_url(host: str, port: int, settings: ConsoleSettings) -> str:
+    """Where the console answers."""
+    return f"http{'s' if settings.tls_cert else ''}://{host}:{port}/"
+
+
 def with_console(
     base: Starlette, home: Home, store: Store, settings: ConsoleSettings, host: str, scheduler: Any = None
 ) -> tuple[Starlette, dict[str, Any]]:

@@ -30,3 +30,4 @@ def test_demo_runs_every_job_end_to_end(cli: Any, tmp_path: Path) -> None:
     assert sum(1 for s in files.values() if s == "delivered") == 3
     assert len(acks) == 1 and posted >= 9
     assert "line 3" in out and ".997" in out
+    assert "console --actions" in out and "log in as demo / " in out  # issue 16

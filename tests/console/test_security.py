@@ -160,3 +160,24 @@ def test_scheduler_lets_the_slots_of_a_disabled_flow_pass(tmp_path: Path, db_url
     assert sched.due("f", flow, t0 + dt.timedelta(minutes=6)) is None
     assert sched.due("f", flow, t0 + dt.timedelta(minutes=10)) == dt.datetime(2026, 11, 24, 10, 10, tzinfo=dt.UTC)
     store.close()
+
+
+def test_demo_login_makes_a_fresh_operator_each_time(tmp_path: Path) -> None:
+    from ml_connector.console.demo import demo_login
+    from ml_connector.home import Home
+    from ml_connector.users import Users
+
+    home = Home.resolve(tmp_path / "demo")
+    home.init(environ={})
+    first = demo_login(home.path)
+    second = demo_login(home.path)
+    pw1 = first[-1].split(" / ")[1].split()[0]
+    pw2 = second[-1].split(" / ")[1].split()[0]
+    assert pw1 != pw2 and "http://127.0.0.1:9464/" in first[1] and "console --actions" in first[1]
+    store = Store.open(home.database_url)
+    try:
+        users = Users(store)
+        assert users.verify("demo", pw2) is not None and users.verify("demo", pw1) is None
+        assert users.get("demo").role == "operator"
+    finally:
+        store.close()

@@ -429,15 +429,18 @@ class Views:
                         .group_by(m.FileEntry.state)
                     ).all()
                 )
-                overdue = 0
-                for (details,) in s.execute(
-                    select(m.FileEntry.details).where(
-                        m.FileEntry.flow == name, m.FileEntry.direction == "outbound", m.FileEntry.state == "delivered",
-                        m.FileEntry.updated_at < overdue_before,
-                    ).order_by(m.FileEntry.id.desc()).limit(1000)
-                ):  # fmt: skip
-                    if (details or {}).get("ack") == "pending":
-                        overdue += 1
+                # An outbound interchange still "sent" has had no 997/TA1 (the ack reader moves it on).
+                overdue = s.scalar(
+                    select(func.count())
+                    .select_from(m.X12Interchange)
+                    .join(m.FileEntry, m.FileEntry.id == m.X12Interchange.file_id)
+                    .where(
+                        m.X12Interchange.direction == "outbound",
+                        m.X12Interchange.state == "sent",
+                        m.X12Interchange.created_at < overdue_before,
+                        m.FileEntry.flow == name,
+                    )
+                )
                 per_day: dict[str, list[int]] = {}
                 for started, counts in s.execute(
                     select(m.Run.started_at, m.Run.counts).where(m.Run.flow == name, m.Run.started_at >= since)
@@ -459,7 +462,7 @@ class Views:
                         records_failed=int(failed or 0),
                         files_error=int(by_state.get("error", 0)),
                         files_open=sum(int(by_state.get(k, 0)) for k in OPEN_FILE_STATES),
-                        acks_overdue=overdue,
+                        acks_overdue=int(overdue or 0),
                         days=series,
                     )
                 )

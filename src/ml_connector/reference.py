@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from . import config as c
+from .console.settings import ConsoleSettings
 
 SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("Outbound flow (`direction: outbound`)", c.OutboundFlow, "flows.NAME"),
@@ -28,11 +29,13 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("Email channel", c.EmailChannel, "alerts.email"),
     ("Retention", c.RetentionConfig, "retention"),
     ("Serve", c.ServeConfig, "serve"),
+    ("Operator console", ConsoleSettings, "serve.console"),
 ]
 
 
 def _type(info: FieldInfo) -> str:
     text = str(info.annotation).replace("typing.", "").replace("ml_connector.config.", "")
+    text = text.replace("ml_connector.console.settings.", "")
     text = text.replace("<class '", "").replace("'>", "").replace("NoneType", "None")
     for name in ("CsvFormat | FixedWidthFormat | X12Format",):
         if name in text:

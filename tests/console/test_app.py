@@ -19,7 +19,7 @@ def pages(world: World) -> list[str]:
     ids = world.ids
     return ["/", "/runs", f"/runs/{ids['run']}", f"/runs/{str(ids['run'])[:8]}", "/files", f"/files/{ids['bad']}",
             f"/files/{ids['attr']}", f"/files/{ids['intent']}", "/search?q=script", "/search?q=V2",
-            "/connections", "/runs?flow=vendors-in&outcome=partial&since=24h", "/files?state=error",
+            "/connections", "/runs?flow=vendors-in&outcome=partial&since=24h", "/runs?before=2999-01-01", "/files?state=error",
             "/actions/run?target=vendors-in", f"/actions/replay?target={ids['bad']}",
             "/actions/test?target=partner"]  # fmt: skip
 
@@ -115,6 +115,17 @@ def test_canary_no_secret_host_or_user_on_any_page(world: World) -> None:
             assert value not in body, (path, name)
     conn = world.client.get("/connections").text
     assert "kinetic" in conn and "partner" in conn and "•••" in conn  # the leaked error text, blanked
+
+
+def test_runs_filters_narrow_the_list(world: World) -> None:
+    world.login()
+    short = str(world.ids["run"])[:8]
+    assert short in world.client.get("/runs?flow=vendors-in&outcome=partial&since=24h").text
+    assert short not in world.client.get("/runs?flow=vendors-out").text
+    assert short not in world.client.get("/runs?outcome=succeeded").text
+    assert short not in world.client.get("/runs?before=2000-01-01").text
+    assert world.client.get("/runs?before=yesterday").status_code == 400
+    assert world.client.get("/runs?after=garbage").status_code == 400
 
 
 def test_viewer_sees_pages_but_no_actions(world: World) -> None:

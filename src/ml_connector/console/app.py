@@ -265,15 +265,22 @@ def create_app(console: Console) -> Starlette:
     async def runs(request: Request, user: User) -> Response:
         q = request.query_params
         flow, outcome, since = q.get("flow") or None, q.get("outcome") or None, q.get("since") or None
+        before, until = q.get("before") or None, None
+        if before:
+            try:  # a date from the form's date picker: runs started before that day (UTC)
+                until = datetime.fromisoformat(before).replace(tzinfo=UTC)
+            except ValueError:
+                return render(request, "error.html", 400, user=user, message=f"before: {before!r} is not a date")
         page_ = console.views.runs(
             flow=flow,
             outcome=outcome,
             since=console.clock() - SINCE[since] if since in SINCE else None,
+            until=until,
             after=q.get("after") or None,
             limit=50,
         )
         flows, _ = console.flows()
-        keep = {k: v for k, v in (("flow", flow), ("outcome", outcome), ("since", since)) if v}
+        keep = {k: v for k, v in (("flow", flow), ("outcome", outcome), ("since", since), ("before", before)) if v}
         nxt = "/runs?" + urlencode({**keep, "after": page_.next}) if page_.next else None
         return render(request, "runs.html", user=user, page=page_, flows=sorted(flows.flows), outcomes=RUN_OUTCOMES,
                       sinces=list(SINCE), f=keep, next=nxt)  # fmt: skip

@@ -14,6 +14,7 @@ login page (no ledger query) is measured in the same run as the reference floor.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import re
 import statistics
@@ -128,16 +129,23 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=100_000)
     ap.add_argument("--records-per-file", type=int, default=10)
     ap.add_argument("--samples", type=int, default=15)
+    ap.add_argument("--keep", type=Path, help="seed into this folder once and reuse it on later runs")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="mlc-bench-console-") as tmp:
-        home = Home.resolve(Path(tmp) / "home")
+        home = Home.resolve((args.keep or Path(tmp)) / "home")
+        reuse = (home.path / "facts.json").exists()
         home.init(environ={})
         home.flows_file.write_text(flows_yaml())
         store = Store.open(home.database_url)
-        print(f"seeding {args.runs:,} runs, {args.runs * args.records_per_file:,} records (SQLite) ...", flush=True)
-        facts = seed(store, args.runs, args.records_per_file)
-        print(f"seeded in {facts['seed_s']:.0f} s", flush=True)
-        Users(store).add("bench", "operator", PASSWORD)
+        if reuse:
+            facts = json.loads((home.path / "facts.json").read_text())
+            print(f"reusing the seeded database in {home.path}", flush=True)
+        else:
+            print(f"seeding {args.runs:,} runs, {args.runs * args.records_per_file:,} records (SQLite) ...", flush=True)
+            facts = seed(store, args.runs, args.records_per_file)
+            print(f"seeded in {facts['seed_s']:.0f} s", flush=True)
+            Users(store).add("bench", "operator", PASSWORD)
+            (home.path / "facts.json").write_text(json.dumps(facts))
         client = TestClient(create_app(Console(home, store, ConsoleSettings(enabled=True))))
         token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)  # type: ignore[union-attr]
         client.post("/login", data={"name": "bench", "password": PASSWORD, "csrf": token})

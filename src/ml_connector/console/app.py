@@ -57,6 +57,7 @@ class Console:
     nonces: Nonces = field(default_factory=Nonces)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _scrub: tuple[float, list[str]] = (0.0, [])
+    _flows: tuple[tuple[int, int] | None, FlowsFile, str | None] = (None, FlowsFile(), None)
 
     def __post_init__(self) -> None:
         self.users = Users(self.store)
@@ -64,11 +65,20 @@ class Console:
         self.limiter = LoginLimiter(self.settings.login_attempts, self.settings.login_window_s)
 
     def flows(self) -> tuple[FlowsFile, str | None]:
-        """flows.yaml, or an empty file and the reason it could not be read."""
+        """flows.yaml, or an empty file and the reason it could not be read (re-read when it changes)."""
         try:
-            return load_flows(self.home.flows_file), None
+            st = self.home.flows_file.stat()
+            stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            stamp = None
+        if stamp is not None and self._flows[0] == stamp:
+            return self._flows[1], self._flows[2]
+        try:
+            loaded: tuple[FlowsFile, str | None] = (load_flows(self.home.flows_file), None)
         except MLConnectorError as exc:
-            return FlowsFile(), str(exc)
+            loaded = (FlowsFile(), str(exc))
+        self._flows = (stamp, *loaded)
+        return loaded
 
     def sensitive(self) -> list[str]:
         """Hosts, URLs, user names and secrets of every connection (cached 30 s) to keep off pages."""
@@ -312,7 +322,7 @@ def create_app(console: Console) -> Starlette:
 
     async def connections(request: Request, user: User) -> Response:
         rows = console.store.connections.list()
-        tests = console.views.last_connection_tests()
+        tests = console.views.last_connection_tests([c.name for c in rows])
         return render(request, "connections.html", user=user, rows=rows, tests=tests)
 
     # --- actions ---------------------------------------------------------------------------------

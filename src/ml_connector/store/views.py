@@ -367,7 +367,7 @@ class Views:
         limit = _limit(limit)
         matched: dict[int, str] = {}
         found: dict[int, FileRow] = {}
-        like = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         with self._store.session() as s:
             if text.isdigit():
                 # ISA13 is stored zero-padded to 9 digits.
@@ -377,25 +377,34 @@ class Views:
                 for file_id, isa13 in s.execute(q.limit(limit)):
                     if file_id is not None:
                         matched.setdefault(int(file_id), f"ISA13 {isa13}")
+            # Only (id, remote_path) are read, so the scan stays on the narrow columns.
             by_name = (
-                select(m.FileEntry)
-                .where(m.FileEntry.remote_path.like(like, escape="\\"))
+                select(m.FileEntry.id)
+                .where(m.FileEntry.remote_path.like("%" + escaped + "%", escape="\\"))
                 .order_by(m.FileEntry.id.desc())
                 .limit(limit)
             )
-            for row in s.scalars(by_name):
-                matched.setdefault(row.id, "file name")
-                found[row.id] = _file(row)
+            for (fid,) in s.execute(by_name):
+                matched.setdefault(int(fid), "file name")
             # Natural keys: VendorID for vendors, "VendorID/InvoiceNum" for invoices (mapping.natural_key).
             key = m.RecordEntry.natural_key
-            wanted = [key == text, and_(*self._prefix(key, text + "/"))]
-            if "/" not in text:
-                wanted.append(key.like("%/" + like[1:], escape="\\"))
-            for file_id, nk in s.execute(select(m.RecordEntry.file_id, key).where(or_(*wanted)).limit(limit)):
-                matched.setdefault(int(file_id), f"record {nk}")
-            missing = [fid for fid in matched if fid not in found]
-            if missing:
-                for row in s.scalars(select(m.FileEntry).where(m.FileEntry.id.in_(missing))):
+            for wanted in (key == text, and_(*self._prefix(key, text + "/"))):
+                for file_id, nk in s.execute(select(m.RecordEntry.file_id, key).where(wanted).limit(limit)):
+                    matched.setdefault(int(file_id), f"record {nk}")
+            if "/" not in text and not matched:
+                # An invoice number is the part after "/": a scan of the natural-key index only
+                # (record ids first, so SQLite answers from the covering index), then their files;
+                # done only when nothing cheaper matched, as it reads the whole index.
+                ids = s.scalars(
+                    select(m.RecordEntry.id).where(key.like("%/" + escaped + "%", escape="\\")).limit(limit)
+                ).all()
+                if ids:
+                    for file_id, nk in s.execute(
+                        select(m.RecordEntry.file_id, key).where(m.RecordEntry.id.in_(list(ids)))
+                    ):
+                        matched.setdefault(int(file_id), f"record {nk}")
+            if matched:
+                for row in s.scalars(select(m.FileEntry).where(m.FileEntry.id.in_(list(matched)))):
                     found[row.id] = _file(row)
         hits = [SearchHit(found[fid], why) for fid, why in matched.items() if fid in found]
         return sorted(hits, key=lambda h: -h.file.id)[:limit]
@@ -405,75 +414,92 @@ class Views:
     def flow_health(
         self, flows: Sequence[str], *, now: datetime | None = None, days: int = 14, ack_overdue_minutes: float = 1440
     ) -> list[FlowHealth]:
-        """Health facts per flow from the ledger, with runs and records per day for a sparkline."""
+        """Health facts per flow from the ledger, with runs and records per day for a sparkline.
+
+        A handful of grouped queries for all flows together (not a round of queries per flow):
+        failed records come from the ``state`` index (few rows), runs per day from the
+        ``started_at`` index over the last ``days`` days only.
+        """
         now = now or datetime.now(UTC)
+        names = list(flows)
         start_day = (now - timedelta(days=days - 1)).date()
         since = datetime(start_day.year, start_day.month, start_day.day, tzinfo=UTC)
         overdue_before = now - timedelta(minutes=ack_overdue_minutes)
-        out = []
         with self._store.session() as s:
-            for name in flows:
-                last_row = s.scalars(
+            last: dict[str, RunSummary] = {}
+            for name in names:  # one indexed probe each: (flow, started_at) newest first
+                row = s.scalars(
                     select(m.Run).where(m.Run.flow == name).order_by(m.Run.started_at.desc()).limit(1)
                 ).first()
-                failed = s.scalar(
-                    select(func.count())
+                if row is not None:
+                    last[name] = RunSummary(_run(row))
+            failed = dict(
+                s.execute(
+                    select(m.FileEntry.flow, func.count())
                     .select_from(m.RecordEntry)
                     .join(m.FileEntry, m.FileEntry.id == m.RecordEntry.file_id)
-                    .where(m.RecordEntry.state == "failed", m.FileEntry.flow == name)
+                    .where(m.RecordEntry.state == "failed")
+                    .group_by(m.FileEntry.flow)
+                ).all()
+            )
+            by_state: dict[tuple[str, str], int] = {
+                (flow, state): int(n)
+                for flow, state, n in s.execute(
+                    select(m.FileEntry.flow, m.FileEntry.state, func.count())
+                    .where(m.FileEntry.state.in_(("error", *OPEN_FILE_STATES)))
+                    .group_by(m.FileEntry.flow, m.FileEntry.state)
                 )
-                by_state = dict(
-                    s.execute(
-                        select(m.FileEntry.state, func.count())
-                        .where(m.FileEntry.flow == name, m.FileEntry.state.in_(("error", *OPEN_FILE_STATES)))
-                        .group_by(m.FileEntry.state)
-                    ).all()
-                )
-                # An outbound interchange still "sent" has had no 997/TA1 (the ack reader moves it on).
-                overdue = s.scalar(
-                    select(func.count())
+            }
+            # An outbound interchange still "sent" has had no 997/TA1 (the ack reader moves it on).
+            overdue = dict(
+                s.execute(
+                    select(m.FileEntry.flow, func.count())
                     .select_from(m.X12Interchange)
                     .join(m.FileEntry, m.FileEntry.id == m.X12Interchange.file_id)
                     .where(
                         m.X12Interchange.direction == "outbound",
                         m.X12Interchange.state == "sent",
                         m.X12Interchange.created_at < overdue_before,
-                        m.FileEntry.flow == name,
                     )
+                    .group_by(m.FileEntry.flow)
+                ).all()
+            )
+            per_day: dict[tuple[str, str], list[int]] = {}
+            # The two counts are read in SQL (json_extract / ->>), not by decoding every JSON document.
+            sent, posted = m.Run.counts["records"].as_integer(), m.Run.counts["records_posted"].as_integer()
+            for flow, started, n_sent, n_posted in s.execute(
+                select(m.Run.flow, m.Run.started_at, sent, posted).where(m.Run.started_at >= since)
+            ):
+                day = per_day.setdefault((flow, started.astimezone(UTC).date().isoformat()), [0, 0])
+                day[0] += 1
+                day[1] += int(n_sent or 0) + int(n_posted or 0)
+        out = []
+        for name in names:
+            series = []
+            for i in range(days):
+                d = (start_day + timedelta(days=i)).isoformat()
+                runs, recs = per_day.get((name, d), [0, 0])
+                series.append((d, runs, recs))
+            out.append(
+                FlowHealth(
+                    flow=name,
+                    last=last.get(name),
+                    records_failed=int(failed.get(name, 0)),
+                    files_error=by_state.get((name, "error"), 0),
+                    files_open=sum(by_state.get((name, k), 0) for k in OPEN_FILE_STATES),
+                    acks_overdue=int(overdue.get(name, 0)),
+                    days=series,
                 )
-                per_day: dict[str, list[int]] = {}
-                for started, counts in s.execute(
-                    select(m.Run.started_at, m.Run.counts).where(m.Run.flow == name, m.Run.started_at >= since)
-                ):
-                    started = started if started.tzinfo else started.replace(tzinfo=UTC)
-                    day = per_day.setdefault(started.date().isoformat(), [0, 0])
-                    day[0] += 1
-                    c = counts or {}
-                    day[1] += int(c.get("records", 0) or 0) + int(c.get("records_posted", 0) or 0)
-                series = []
-                for i in range(days):
-                    d = (start_day + timedelta(days=i)).isoformat()
-                    runs, recs = per_day.get(d, [0, 0])
-                    series.append((d, runs, recs))
-                out.append(
-                    FlowHealth(
-                        flow=name,
-                        last=RunSummary(_run(last_row)) if last_row is not None else None,
-                        records_failed=int(failed or 0),
-                        files_error=int(by_state.get("error", 0)),
-                        files_open=sum(int(by_state.get(k, 0)) for k in OPEN_FILE_STATES),
-                        acks_overdue=int(overdue or 0),
-                        days=series,
-                    )
-                )
+            )
         return out
 
-    def last_connection_tests(self) -> dict[str, AuditRecord]:
-        """The latest ``connection.tested`` event per connection name."""
+    def last_connection_tests(self, names: Sequence[str]) -> dict[str, AuditRecord]:
+        """The latest ``connection.tested`` event of each named connection (by the subject index)."""
         out: dict[str, AuditRecord] = {}
-        for e in self._store.audit.query(kind="connection.tested", limit=500):
-            if e.subject:
-                out[e.subject] = e  # oldest first, so the newest wins
+        for name in names:
+            found = self._store.audit.query(subject=name, kind="connection.tested", limit=1)
+            if found:
+                out[name] = found[-1]
         return out
 
 

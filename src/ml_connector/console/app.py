@@ -7,6 +7,7 @@ blanks any connection's host, user or secret that reached a page through an erro
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -19,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
@@ -192,9 +194,12 @@ def create_app(console: Console) -> Starlette:
         )
         return HTMLResponse(html, status_code=status)
 
-    Page = Callable[[Request, User], Awaitable[Response]]
+    Page = Callable[[Request, User], Awaitable[Response]] | Callable[[Request, User], Response]
 
     def page(fn: Page, *, operator: bool = False) -> Callable[[Request], Awaitable[Response]]:
+        """Login, CSRF and role checks around a page; read pages run in a worker thread so their
+        queries never hold up the event loop that ``serve``'s scheduler shares."""
+
         async def endpoint(request: Request) -> Response:
             user = user_of(request)
             if user is None:
@@ -208,7 +213,9 @@ def create_app(console: Console) -> Starlette:
                 why = "this console is read-only" if not console.settings.actions else "your role is viewer"
                 return render(request, "error.html", 403, user=user, message=f"Not allowed: {why}.")
             try:
-                return await fn(request, user)
+                if inspect.iscoroutinefunction(fn):
+                    return await fn(request, user)  # type: ignore[no-any-return]
+                return await run_in_threadpool(fn, request, user)  # type: ignore[arg-type]
             except MLConnectorError as exc:
                 return render(request, "error.html", 404 if "no " in str(exc)[:4] else 400, user=user,
                               message=str(exc))  # fmt: skip
@@ -253,7 +260,7 @@ def create_app(console: Console) -> Starlette:
 
     # --- pages -----------------------------------------------------------------------------------
 
-    async def overview(request: Request, user: User) -> Response:
+    def overview(request: Request, user: User) -> Response:
         from ..scheduler import next_fire
 
         flows, problem = console.flows()
@@ -272,7 +279,7 @@ def create_app(console: Console) -> Starlette:
             })  # fmt: skip
         return render(request, "overview.html", user=user, rows=rows, problem=problem)
 
-    async def runs(request: Request, user: User) -> Response:
+    def runs(request: Request, user: User) -> Response:
         q = request.query_params
         flow, outcome, since = q.get("flow") or None, q.get("outcome") or None, q.get("since") or None
         before, until = q.get("before") or None, None
@@ -295,13 +302,13 @@ def create_app(console: Console) -> Starlette:
         return render(request, "runs.html", user=user, page=page_, flows=sorted(flows.flows), outcomes=RUN_OUTCOMES,
                       sinces=list(SINCE), f=keep, next=nxt)  # fmt: skip
 
-    async def run_page(request: Request, user: User) -> Response:
+    def run_page(request: Request, user: User) -> Response:
         after = request.query_params.get("after", "0")
         detail = console.views.run_detail(request.path_params["run_id"],
                                           events_after=int(after) if after.isdigit() else 0)  # fmt: skip
         return render(request, "run.html", user=user, d=detail)
 
-    async def files(request: Request, user: User) -> Response:
+    def files(request: Request, user: User) -> Response:
         q = request.query_params
         keep = {k: q[k] for k in ("flow", "direction", "state") if q.get(k)}
         page_ = console.views.files(**keep, after=q.get("after") or None, limit=50)
@@ -309,18 +316,18 @@ def create_app(console: Console) -> Starlette:
         nxt = "/files?" + urlencode({**keep, "after": page_.next}) if page_.next else None
         return render(request, "files.html", user=user, page=page_, flows=sorted(flows.flows), f=keep, next=nxt)
 
-    async def file_page(request: Request, user: User) -> Response:
+    def file_page(request: Request, user: User) -> Response:
         after = request.query_params.get("after", "")
         fid = request.path_params["file_id"]
         detail = console.views.file_detail(fid, records_after=int(after) if after.lstrip("-").isdigit() else -1)
         return render(request, "file.html", user=user, d=detail, f=detail.file)
 
-    async def search(request: Request, user: User) -> Response:
+    def search(request: Request, user: User) -> Response:
         text = request.query_params.get("q", "")[:200]
         hits = console.views.search(text) if text.strip() else []
         return render(request, "search.html", user=user, q=text, hits=hits)
 
-    async def connections(request: Request, user: User) -> Response:
+    def connections(request: Request, user: User) -> Response:
         rows = console.store.connections.list()
         tests = console.views.last_connection_tests([c.name for c in rows])
         return render(request, "connections.html", user=user, rows=rows, tests=tests)
@@ -344,7 +351,7 @@ def create_app(console: Console) -> Starlette:
         console.store.connections.get(raw)
         return f"connection {raw}", raw
 
-    async def confirm(request: Request, user: User) -> Response:
+    def confirm(request: Request, user: User) -> Response:
         action = request.path_params["action"]
         if action not in act.ACTIONS:
             return render(request, "error.html", 404, user=user, message=f"no action {action!r}")

@@ -181,3 +181,17 @@ def test_demo_login_makes_a_fresh_operator_each_time(tmp_path: Path) -> None:
         assert users.get("demo").role == "operator"
     finally:
         store.close()
+
+
+def test_console_on_a_port_in_use_is_one_clear_line(cli: object) -> None:
+    import socket
+
+    run = cli
+    assert run("init").exit_code == 0  # type: ignore[operator]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = run("console", "--port", str(port), "--stop-after", "1")  # type: ignore[operator]
+    assert res.exit_code == 2 and f"cannot listen on 127.0.0.1:{port}" in res.stderr and "--port" in res.stderr
+    assert "Traceback" not in res.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 from typing import Any
 
 from rich.console import Console as RichConsole
@@ -63,6 +64,15 @@ def serve_console(
     import uvicorn
 
     options = uvicorn_options(host, settings)
+    # Bind first: a port in use is one clear line, not uvicorn's traceback and a half-started server.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another with --port") from None
     app = create_app(Console(home, store, settings))
     if not Users(store).count():
         console.print("no console users yet: add one with 'ml-connector users add NAME --role operator'")
@@ -75,7 +85,7 @@ def serve_console(
                 loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
         if stop_after is not None:
             loop.call_later(stop_after, lambda: setattr(server, "should_exit", True))
-        task = asyncio.create_task(server.serve())
+        task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not task.done():
             await asyncio.sleep(0.05)
         if server.started:
@@ -84,6 +94,7 @@ def serve_console(
             console.print(f"console on {scheme}://{host}:{port}/{mode}; Ctrl-C stops it", highlight=False)
         await task
 
-    asyncio.run(main())
-    if not server.started:
-        raise UsageError(f"could not listen on {host}:{port} (in use? choose another with --port)")
+    try:
+        asyncio.run(main())
+    finally:
+        sock.close()

@@ -225,6 +225,17 @@ def test_expired_session_cookie_is_refused(world: World, monkeypatch: pytest.Mon
     assert world.client.get("/", follow_redirects=False).status_code == 303
 
 
+def test_a_session_ends_after_session_minutes_even_when_used(world: World) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    world.login()
+    start = datetime.now(UTC)
+    world.console.clock = lambda: start + timedelta(minutes=479)
+    assert world.client.get("/", follow_redirects=False).status_code == 200  # still within 8 hours
+    world.console.clock = lambda: start + timedelta(minutes=481)
+    assert world.client.get("/", follow_redirects=False).status_code == 303
+
+
 def test_flow_settings_and_sparkline_helpers(world: World) -> None:
     fs = FlowSettings(world.store)
     assert fs.set_enabled("x", False, by="t") and not fs.set_enabled("x", False, by="t") and fs.all() == {"x": False}

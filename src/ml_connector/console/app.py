@@ -175,6 +175,10 @@ def create_app(console: Console) -> Starlette:
         uid = request.session.get("uid")
         if not isinstance(uid, int):
             return None
+        # The cookie is re-signed on every response (an idle timeout); the login time caps it too.
+        at = request.session.get("at")
+        if not isinstance(at, int | float) or console.clock().timestamp() - at > console.settings.session_minutes * 60:
+            return None
         user = console.users.find(uid)  # a removed user's session ends at once
         if user is None or request.session.get("role") != user.role:
             return None
@@ -248,7 +252,8 @@ def create_app(console: Console) -> Starlette:
             return render(request, "login.html", 401, user=None, next=nxt, error="Wrong name or password.")
         console.limiter.succeeded(name)
         request.session.clear()  # a fresh session (and CSRF token) at every login: no fixation
-        request.session.update({"uid": user.id, "role": user.role, "csrf": new_token()})
+        request.session.update({"uid": user.id, "role": user.role, "csrf": new_token(),
+                                "at": int(console.clock().timestamp())})  # fmt: skip
         console.store.audit.record("console.login", subject=user.name, details={"address": address,
                                                                                  "role": user.role})  # fmt: skip
         return RedirectResponse(nxt, status_code=303)

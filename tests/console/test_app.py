@@ -73,6 +73,16 @@ def test_open_redirect_is_refused(world: World) -> None:
     r = world.client.post("/login?next=//evil.example/x", data={"name": "olivia", "password": PASSWORD, "csrf": token},
                           follow_redirects=False)  # fmt: skip
     assert r.headers["location"] == "/"
+    for bad in ("/\\evil.example", "/%09/evil.example", "https://evil.example/", "/\t/evil.example"):
+        world.client.post("/logout", data={"csrf": csrf(world.client.get("/").text)})
+        token = csrf(world.client.get("/login").text)
+        r = world.client.post("/login", params={"next": bad}, data={"name": "olivia", "password": PASSWORD,
+                                                                     "csrf": token}, follow_redirects=False)  # fmt: skip
+        assert r.headers["location"] in ("/", "/%09/evil.example"), (bad, r.headers["location"])
+    token = csrf(world.client.get("/login").text)
+    r = world.client.post("/login", params={"next": "/runs?flow=vendors-in"},
+                          data={"name": "olivia", "password": PASSWORD, "csrf": token}, follow_redirects=False)  # fmt: skip
+    assert r.headers["location"] == "/runs?flow=vendors-in"
 
 
 def test_pages_render_with_strict_csp_and_no_inline_script(world: World) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from .settings import ConsoleSettings
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 SINCE = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+SAFE_NEXT = re.compile(r"/[A-Za-z0-9/_.~%?=&+:,;@-]*")
 SCRUB_MIN = 4  # shorter values (a port, "sa") would blank unrelated text
 
 
@@ -221,8 +223,8 @@ def create_app(console: Console) -> Starlette:
                     return await fn(request, user)  # type: ignore[no-any-return]
                 return await run_in_threadpool(fn, request, user)  # type: ignore[arg-type]
             except MLConnectorError as exc:
-                return render(request, "error.html", 404 if "no " in str(exc)[:4] else 400, user=user,
-                              message=str(exc))  # fmt: skip
+                status = 404 if isinstance(exc, NotFoundError) else 400
+                return render(request, "error.html", status, user=user, message=str(exc))
 
         return endpoint
 
@@ -230,8 +232,8 @@ def create_app(console: Console) -> Starlette:
 
     async def login(request: Request) -> Response:
         nxt = request.query_params.get("next", "/")
-        if not nxt.startswith("/") or nxt.startswith("//") or "\\" in nxt:
-            nxt = "/"  # never an open redirect
+        if not SAFE_NEXT.fullmatch(nxt) or nxt.startswith("//"):
+            nxt = "/"  # never an open redirect (no scheme, host, backslash, space or control character)
         if request.method == "GET":
             return render(request, "login.html", user=None, next=nxt, error=None)
         form = await request.form()
@@ -244,7 +246,8 @@ def create_app(console: Console) -> Starlette:
                                        details={"address": address, "reason": "rate limited"})  # fmt: skip
             return render(request, "login.html", 429, user=None, next=nxt,
                           error="Too many failed logins; wait a few minutes.")  # fmt: skip
-        user = console.users.verify(name, str(form.get("password", "")))
+        # argon2 is deliberately slow: off the event loop that serve's scheduler shares.
+        user = await run_in_threadpool(console.users.verify, name, str(form.get("password", "")))
         if user is None:
             console.limiter.failed(name, address)
             console.store.audit.record("console.login", subject=name, outcome="error",

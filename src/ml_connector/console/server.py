@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import socket
 from typing import Any
@@ -18,6 +19,8 @@ from ..store import Store
 from ..users import Users
 from .app import Console, create_app
 from .settings import ConsoleSettings, check_bind
+
+log = logging.getLogger(__name__)
 
 
 def uvicorn_options(host: str, settings: ConsoleSettings) -> dict[str, Any]:
@@ -47,6 +50,8 @@ def with_console(
         return base, {}
     options = uvicorn_options(host, settings)
     base.router.routes.append(Mount("/", create_app(Console(home, store, settings, scheduler))))
+    if not Users(store).count():
+        log.warning("the console is on but nobody can log in yet: ml-connector users add NAME --role operator")
     return base, options
 
 

@@ -26,6 +26,7 @@ def test_demo_runs_every_job_end_to_end(cli: Any, tmp_path: Path) -> None:
     assert sum(1 for s in files.values() if s == "delivered") == 3
     assert len(acks) == 1 and posted >= 9
     assert "line 3" in out and ".997" in out
+    assert "console --actions" in out and "log in as demo / " in out  # issue 16
 
 
 def test_demo_leaves_nothing_in_the_temp_folder_and_tests_both_connections(

@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from .console.settings import ConsoleSettings
 from .errors import ConfigError
 
 Entity = Literal["vendors", "ap-invoices", "ap-payments", "cash-receipts"]
@@ -379,6 +380,7 @@ class ServeConfig(_Model):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(9464, ge=0, le=65535, description="/metrics and /healthz; 0 turns them off")
     tick_seconds: float = Field(1.0, gt=0)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings, description="operator console; off by default")
 
 
 class FlowsFile(_Model):

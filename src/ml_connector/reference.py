@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from . import config as c
+from .console.settings import ConsoleSettings
 
 SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("Outbound flow (`direction: outbound`)", c.OutboundFlow, "flows.NAME"),
@@ -29,6 +30,7 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("Email channel", c.EmailChannel, "alerts.email"),
     ("Retention", c.RetentionConfig, "retention"),
     ("Serve", c.ServeConfig, "serve"),
+    ("Operator console", ConsoleSettings, "serve.console"),
 ]
 
 

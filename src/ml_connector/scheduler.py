@@ -114,6 +114,11 @@ class Scheduler:
         if slot is None:
             return None
         store = self.store
+        from .store.flow_settings import is_disabled
+
+        if is_disabled(store, name):  # switched off in the console: its slots pass unrun
+            store.schedules.claim(name, slot, self.owner)
+            return None
         last = store.schedules.last_slot(name)
         if last is None:  # a new flow starts at its next slot, not with a run for the last one
             store.schedules.claim(name, slot, self.owner)

@@ -126,7 +126,8 @@ def make_env(tmp_path: Path, db_url: str, kinetic: Running, target: Target) -> E
     store = Store.open(db_url)
     keyring = home.keyring(environ={})
     store.connections.add("kinetic", kinetic.settings(), keyring)
-    store.connections.add("sftp", target.settings(), keyring)
+    # Key login: each sshd has its own authorized_keys, while parallel sessions reset the shared password.
+    store.connections.add("sftp", target.settings(use_key=True), keyring)
     for name in FOLDERS:
         path = target.local(name)
         path.mkdir(exist_ok=True)

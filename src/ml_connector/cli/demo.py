@@ -392,3 +392,7 @@ def _summary(console: Console, home: Path, sandbox: KineticSandbox, sftp_root: P
     console.print(f"  ml-connector --home {h} status --no-remote       each flow at a glance", highlight=False)
     console.print(f"  {sftp_root}/error/*.error.json                  why a file was rejected", highlight=False)
     console.print(f"  {home}/flows.yaml                               the sample flows", highlight=False)
+    from ..console.demo import demo_login  # issue 16: the console's URL and a login for this home
+
+    for line in demo_login(home):
+        console.print(line, highlight=False, markup=False)

@@ -43,6 +43,13 @@ def serve(
     port = cfg.metrics_port if metrics_port is None else metrics_port
     from ._ports import bind
 
+    if cfg.console.enabled and port:
+        from ..console.settings import check_bind
+        from ..errors import UsageError
+
+        problem = check_bind(cfg.metrics_host, cfg.console)
+        if problem:  # refused before anything binds or runs
+            raise UsageError(problem)
     # Bound before the scheduler starts (and handed to uvicorn): a port in use stops `serve` with
     # one line, before any flow runs, instead of a traceback from a half-started server.
     listener = (
@@ -85,18 +92,25 @@ def serve(
     async def main() -> None:
         import uvicorn
 
+        from ..console.server import console_url, with_console
+
         server = None
         server_task = None
         if port:
+            app, tls = with_console(metrics.app(scheduler), home, store, cfg.console, cfg.metrics_host, scheduler)
             server = uvicorn.Server(
-                uvicorn.Config(metrics.app(scheduler), host=cfg.metrics_host, port=port, log_level="warning",
-                               lifespan="off")
-            )  # fmt: skip
+                uvicorn.Config(app, host=cfg.metrics_host, port=port, log_level="warning", lifespan="off", **tls)
+            )
             server_task = asyncio.create_task(server.serve(sockets=[listener] if listener else None))
         keeper = asyncio.create_task(housekeeping())
         console.print(
             f"serving {len(flows.flows)} flows as {owner}"
-            + (f"; metrics on http://{cfg.metrics_host}:{port}/metrics" if port else ""),
+            + (f"; metrics on http://{cfg.metrics_host}:{port}/metrics" if port else "")
+            + (
+                f"; console on {console_url(cfg.metrics_host, port, cfg.console)}"
+                if port and cfg.console.enabled
+                else ""
+            ),
             highlight=False,
         )
         if once_s is not None:

@@ -222,3 +222,37 @@ class FlowSchedule(Base):
     last_slot: Mapped[datetime]
     owner: Mapped[str] = mapped_column(String(200))
     updated_at: Mapped[datetime]
+
+
+class ConsoleUser(Base):
+    """A person who may log in to the operator console (``ml-connector users add``)."""
+
+    __tablename__ = "console_users"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # viewer | operator
+    password_hash: Mapped[str] = mapped_column(Text)  # argon2id, PHC string
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class FlowSetting(Base):
+    """Operator overrides of a flow kept in the database (the console's enable/disable)."""
+
+    __tablename__ = "flow_settings"
+
+    flow: Mapped[str] = mapped_column(String(200), primary_key=True)
+    enabled: Mapped[bool]
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str | None] = mapped_column(String(100))
+
+
+# Indexes the console's pages and `runs` need at 100k runs / 1M records (migration 0006).
+Index("ix_runs_started_at", Run.started_at)
+Index("ix_runs_flow_started_at", Run.flow, Run.started_at)
+Index("ix_records_state", RecordEntry.state)
+Index("ix_records_natural_key", RecordEntry.natural_key)
+Index("ix_files_run_id", FileEntry.run_id)
+Index("ix_x12_interchanges_control_number", X12Interchange.control_number)
+Index("ix_x12_interchanges_file_id", X12Interchange.file_id)

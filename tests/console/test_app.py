@@ -1,0 +1,253 @@
+"""Console pages and actions through Starlette's TestClient: auth, roles, CSRF, escaping, secrets."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from starlette.testclient import TestClient
+
+from ml_connector.console.app import Console, create_app, sparkline
+from ml_connector.console.security import CSP
+from ml_connector.console.settings import ConsoleSettings
+from ml_connector.store.flow_settings import FlowSettings, is_disabled
+
+from .conftest import CANARY, HOSTILE_ATTR, HOSTILE_ERROR, HOSTILE_NAME, HOSTILE_VENDOR, PASSWORD, World, csrf
+
+
+def pages(world: World) -> list[str]:
+    ids = world.ids
+    return ["/", "/runs", f"/runs/{ids['run']}", f"/runs/{str(ids['run'])[:8]}", "/files", f"/files/{ids['bad']}",
+            f"/files/{ids['attr']}", f"/files/{ids['intent']}", "/search?q=script", "/search?q=V2",
+            "/connections", "/runs?flow=vendors-in&outcome=partial&since=24h", "/runs?before=2999-01-01", "/files?state=error",
+            "/actions/run?target=vendors-in", f"/actions/replay?target={ids['bad']}",
+            "/actions/test?target=partner"]  # fmt: skip
+
+
+def test_every_page_needs_a_login(world: World) -> None:
+    for path in pages(world):
+        r = world.client.get(path, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].startswith("/login?next="), path
+    assert world.client.post("/actions/run", data={"target": "vendors-in"}, follow_redirects=False).status_code == 303
+
+
+def test_login_sets_a_strict_httponly_expiring_cookie_and_audits(world: World) -> None:
+    page = world.client.get("/login")
+    r = world.client.post("/login", data={"name": "olivia", "password": PASSWORD, "csrf": csrf(page.text)},
+                          follow_redirects=False)  # fmt: skip
+    assert r.status_code == 303
+    cookie = r.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=strict" in cookie and "max-age=28800" in cookie
+    assert world.client.get("/").status_code == 200
+    events = world.store.audit.query(kind="console.login")
+    assert events[-1].subject == "olivia" and events[-1].outcome == "ok" and "password" not in str(events[-1].details)
+    assert PASSWORD not in str([e.as_json() for e in world.store.audit.query(limit=None)])
+
+
+def test_wrong_password_unknown_user_and_missing_csrf_are_refused(world: World) -> None:
+    page = world.client.get("/login")
+    token = csrf(page.text)
+    r = world.client.post("/login", data={"name": "olivia", "password": "wrong wrong", "csrf": token})
+    assert r.status_code == 401 and "Wrong name or password" in r.text
+    r = world.client.post("/login", data={"name": "nobody", "password": PASSWORD, "csrf": token})
+    assert r.status_code == 401
+    r = world.client.post("/login", data={"name": "olivia", "password": PASSWORD})
+    assert r.status_code == 403
+    assert world.client.get("/", follow_redirects=False).status_code == 303
+    failures = [e for e in world.store.audit.query(kind="console.login") if e.outcome == "error"]
+    assert {e.subject for e in failures} == {"olivia", "nobody"}
+
+
+def test_login_rate_limit_blocks_even_the_right_password(world: World) -> None:
+    token = csrf(world.client.get("/login").text)
+    for _ in range(5):
+        r = world.client.post("/login", data={"name": "victor", "password": "not it at all", "csrf": token})
+        assert r.status_code == 401
+    r = world.client.post("/login", data={"name": "victor", "password": PASSWORD, "csrf": token})
+    assert r.status_code == 429 and "Too many" in r.text
+    assert any(e.details.get("reason") == "rate limited" for e in world.store.audit.query(kind="console.login"))
+
+
+def test_open_redirect_is_refused(world: World) -> None:
+    token = csrf(world.client.get("/login").text)
+    r = world.client.post("/login?next=//evil.example/x", data={"name": "olivia", "password": PASSWORD, "csrf": token},
+                          follow_redirects=False)  # fmt: skip
+    assert r.headers["location"] == "/"
+    for bad in ("/\\evil.example", "/%09/evil.example", "https://evil.example/", "/\t/evil.example"):
+        world.client.post("/logout", data={"csrf": csrf(world.client.get("/").text)})
+        token = csrf(world.client.get("/login").text)
+        r = world.client.post("/login", params={"next": bad}, data={"name": "olivia", "password": PASSWORD,
+                                                                     "csrf": token}, follow_redirects=False)  # fmt: skip
+        assert r.headers["location"] in ("/", "/%09/evil.example"), (bad, r.headers["location"])
+    token = csrf(world.client.get("/login").text)
+    r = world.client.post("/login", params={"next": "/runs?flow=vendors-in"},
+                          data={"name": "olivia", "password": PASSWORD, "csrf": token}, follow_redirects=False)  # fmt: skip
+    assert r.headers["location"] == "/runs?flow=vendors-in"
+
+
+def test_pages_render_with_strict_csp_and_no_inline_script(world: World) -> None:
+    world.login()
+    for path in pages(world):
+        r = world.client.get(path)
+        assert r.status_code == 200, (path, r.text[:500])
+        assert r.headers["content-security-policy"] == CSP and "unsafe-inline" not in CSP
+        assert r.headers["cache-control"] == "no-store" and r.headers["x-frame-options"] == "DENY"
+        for tag in re.findall(r"<script[^>]*>", r.text):
+            assert 'src="/static/' in tag, (path, tag)
+        assert (
+            " style=" not in r.text
+            and "<style" not in r.text
+            and " onerror=" not in r.text.replace("onerror=alert", "")
+        )
+    js = world.client.get("/static/htmx.min.js")
+    assert js.status_code == 200 and "htmx" in js.text[:300]
+
+
+def test_hostile_names_vendors_and_errors_are_escaped(world: World) -> None:
+    world.login()
+    for path in pages(world):
+        body = world.client.get(path).text
+        for raw in (HOSTILE_NAME, HOSTILE_ATTR, HOSTILE_VENDOR, HOSTILE_ERROR, "<script>alert", "<img src=x"):
+            assert raw not in body, (path, raw)
+    body = world.client.get(f"/files/{world.ids['bad']}").text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;.csv" in body  # shown, as text
+    assert "&lt;img src=x onerror=alert(&#39;v&#39;)&gt;" in body
+    assert "line 3" in body and "is not valid" in body  # the reason, with its failing line
+    attr = world.client.get(f"/files/{world.ids['attr']}").text
+    assert "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;.csv" in attr
+
+
+def test_canary_no_secret_host_or_user_on_any_page(world: World) -> None:
+    world.login()
+    for path in pages(world):
+        body = world.client.get(path).text
+        for name, value in CANARY.items():
+            assert value not in body, (path, name)
+    conn = world.client.get("/connections").text
+    assert "kinetic" in conn and "partner" in conn and "•••" in conn  # the leaked error text, blanked
+
+
+def test_runs_filters_narrow_the_list(world: World) -> None:
+    world.login()
+    short = str(world.ids["run"])[:8]
+    assert short in world.client.get("/runs?flow=vendors-in&outcome=partial&since=24h").text
+    assert short not in world.client.get("/runs?flow=vendors-out").text
+    assert short not in world.client.get("/runs?outcome=succeeded").text
+    assert short not in world.client.get("/runs?before=2000-01-01").text
+    assert world.client.get("/runs?before=yesterday").status_code == 400
+    assert world.client.get("/runs?after=garbage").status_code == 400
+
+
+def test_viewer_sees_pages_but_no_actions(world: World) -> None:
+    world.login("victor")
+    assert world.client.get("/").status_code == 200
+    assert "Run now" not in world.client.get("/").text
+    r = world.client.get("/actions/run?target=vendors-in")
+    assert r.status_code == 403 and "viewer" in r.text
+    token = csrf(world.client.get("/").text)
+    r = world.client.post("/actions/disable", data={"target": "vendors-in", "csrf": token, "nonce": "x"})
+    assert r.status_code == 403 and not is_disabled(world.store, "vendors-in")
+
+
+def test_action_needs_csrf_and_a_one_shot_confirmation(world: World) -> None:
+    world.login()
+    confirm = world.client.get("/actions/disable?target=vendors-in")
+    assert confirm.status_code == 200 and "Disable the flow" in confirm.text
+    nonce = re.search(r'name="nonce" value="([^"]+)"', confirm.text).group(1)  # type: ignore[union-attr]
+    r = world.client.post("/actions/disable", data={"target": "vendors-in", "nonce": nonce})
+    assert r.status_code == 403 and not is_disabled(world.store, "vendors-in")  # no CSRF token
+    r = world.client.post("/actions/disable", data={"target": "vendors-in", "nonce": nonce, "csrf": csrf(confirm.text)})
+    assert r.status_code == 200 and "vendors-in: disabled" in r.text and is_disabled(world.store, "vendors-in")
+    again = world.client.post("/actions/disable", data={"target": "vendors-in", "nonce": nonce,
+                                                        "csrf": csrf(confirm.text)})  # fmt: skip
+    assert again.status_code == 409 and "already used" in again.text
+    (event,) = world.store.audit.query(kind="console.action")
+    assert event.details["user"] == "olivia" and event.details["action"] == "disable" and event.outcome == "ok"
+    # A nonce issued for one target does not authorise another.
+    confirm = world.client.get("/actions/enable?target=vendors-in")
+    nonce = re.search(r'name="nonce" value="([^"]+)"', confirm.text).group(1)  # type: ignore[union-attr]
+    r = world.client.post("/actions/enable", data={"target": "vendors-out", "nonce": nonce, "csrf": csrf(confirm.text)})
+    assert r.status_code == 409
+    overview = world.client.get("/").text
+    assert "paused in the console" in overview
+
+
+def _act(world: World, action: str, target: str) -> str:
+    confirm = world.client.get(f"/actions/{action}?target={target}")
+    assert confirm.status_code == 200, confirm.text
+    nonce = re.search(r'name="nonce" value="([^"]+)"', confirm.text).group(1)  # type: ignore[union-attr]
+    r = world.client.post(f"/actions/{action}", data={"target": target, "nonce": nonce, "csrf": csrf(confirm.text)})
+    assert r.status_code == 200, r.text
+    return r.text
+
+
+def test_abandon_intent_and_refusals(world: World) -> None:
+    world.login()
+    body = _act(world, "abandon", str(world.ids["intent"]))
+    assert "abandoned" in body
+    f = world.store.ledger.file(int(world.ids["intent"]))  # type: ignore[call-overload]
+    assert f is not None and f.state == "abandoned" and "olivia" in (f.error or "")
+    body = _act(world, "abandon", str(world.ids["intent"]))  # a second time: refused, nothing changes
+    assert "only a pending intent can be abandoned" in body
+    body = _act(world, "resend", str(world.ids["bad"]))
+    assert "no outbound file" in body
+    actions = world.store.audit.query(kind="console.action")
+    assert [e.outcome for e in actions] == ["ok", "error", "error"]
+    assert world.client.get("/actions/replay?target=999999").status_code == 404
+    assert world.client.get("/actions/nope?target=x").status_code == 404
+
+
+def test_removed_user_loses_the_session(world: World) -> None:
+    world.login("victor")
+    assert world.client.get("/").status_code == 200
+    from ml_connector.users import Users
+
+    Users(world.store).remove("victor")
+    assert world.client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_logout_needs_csrf_and_ends_the_session(world: World) -> None:
+    world.login()
+    assert world.client.post("/logout", data={}).status_code == 403
+    token = csrf(world.client.get("/").text)
+    world.client.post("/logout", data={"csrf": token})
+    assert world.client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_read_only_console_refuses_actions(world: World) -> None:
+    ro = Console(world.home, world.store, ConsoleSettings(enabled=True, actions=False))
+    with TestClient(create_app(ro)) as client:
+        world.login(client=client)
+        assert "read-only" in client.get("/").text and "Run now" not in client.get("/").text
+        assert client.get("/actions/run?target=vendors-in").status_code == 403
+
+
+def test_expired_session_cookie_is_refused(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from itsdangerous.timed import TimestampSigner
+
+    world.login()
+    assert world.client.get("/", follow_redirects=False).status_code == 200
+    # The signature's timestamp is checked against max_age: move the signer's clock past 8 hours.
+    later = int(time.time()) + 8 * 3600 + 5
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: later)
+    assert world.client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_a_session_ends_after_session_minutes_even_when_used(world: World) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    world.login()
+    start = datetime.now(UTC)
+    world.console.clock = lambda: start + timedelta(minutes=479)
+    assert world.client.get("/", follow_redirects=False).status_code == 200  # still within 8 hours
+    world.console.clock = lambda: start + timedelta(minutes=481)
+    assert world.client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_flow_settings_and_sparkline_helpers(world: World) -> None:
+    fs = FlowSettings(world.store)
+    assert fs.set_enabled("x", False, by="t") and not fs.set_enabled("x", False, by="t") and fs.all() == {"x": False}
+    line = sparkline([("d1", 0, 0), ("d2", 2, 10), ("d3", 1, 5)])
+    assert line["runs"].split()[1].endswith(",2.0") and "3 runs, 15 records" in line["title"]

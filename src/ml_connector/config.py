@@ -249,7 +249,7 @@ class X12Partner(_Model):
 
 
 X12_SOURCES = re.compile(
-    r"^(TRN0[1-4]|BPR(0[1-9]|1[0-6])|CUR02|RMR0[1-8]|N1\.(PR|PE)\.N10[1-4]|REF\.[A-Z0-9]{2,3}|RMR\.REF\.[A-Z0-9]{2,3}"
+    r"^(TRN0[1-4]|BPR(0[1-9]|1[0-6])|CUR02|RMR0[1-8]|N1\.(PR|PE)\.N10[234]|REF\.[A-Z0-9]{2,3}|RMR\.REF\.[A-Z0-9]{2,3}"
     r"|N1\.(PR|PE)\.REF\.[A-Z0-9]{2,3})$"
 )
 X12_TARGETS = ("CheckRef", "CheckNum", "VendorID", "InvoiceNum", "CustID")
@@ -281,7 +281,7 @@ class X12FieldMap(_Model):
             raise ValueError("give exactly one of source or value")
         if self.source is not None and not X12_SOURCES.match(self.source):
             raise ValueError(
-                f"source {self.source!r}: expected TRN01-04, BPR01-16, CUR02, RMR01-08, N1.PR|PE.N101-N104, "
+                f"source {self.source!r}: expected TRN01-04, BPR01-16, CUR02, RMR01-08, N1.PR|PE.N102-N104, "
                 "REF.<qualifier>, RMR.REF.<qualifier> or N1.PR|PE.REF.<qualifier>"
             )
         if self.extract is not None:

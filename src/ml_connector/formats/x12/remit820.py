@@ -35,6 +35,7 @@ class RemittanceLine:
     adjustments: tuple[tuple[Decimal, str], ...] = ()  # (ADX01 amount, ADX02 reason)
     references: tuple[tuple[str, str], ...] = ()  # (REF01, REF02) in the RMR loop, e.g. ("PO", "4500012")
     position: int | None = None  # RMR's segment position in the set (reading)
+    raw: tuple[str, ...] = ()  # the RMR elements as sent (RMR01 first), for mappings
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,10 @@ class PaymentAdvice:
     paid_sum: Decimal = Decimal(0)  # sum of RMR04
     mismatch: Decimal | None = None  # BPR02 - sum of RMR04 when they differ
     skipped: list[str] = field(default_factory=list)  # segments left out for element errors
+    elements: dict[str, str] = field(default_factory=dict)  # heading elements as sent: BPR01-16, TRN01-04, CUR02
+    mapped: dict[str, str] = field(default_factory=dict)  # values the flow's mapping produced (audit, preview)
+    lookups: list[tuple[str, str, int | None]] = field(default_factory=list)  # (target, value, line) to find
+    lookup_errors: list[str] = field(default_factory=list)  # find steps that matched nothing or several rows
 
 
 def format_amount(value: Decimal) -> str:
@@ -210,6 +215,8 @@ def interpret_820(ts: TransactionSet, name: str = "", *,
         payee_id=None,
         set_control=ts.summary.st02,
     )
+    if usable_bpr:
+        advice.elements.update({f"BPR{i:02d}": v.strip() for i, v in enumerate(bpr_seg[1:17], 1) if v.strip()})
     current: dict[str, object] | None = None
     party: str | None = None  # N101 of the N1 loop we are in (its N2-N4 and REF belong to it)
     lines: list[dict[str, object]] = []
@@ -222,8 +229,10 @@ def interpret_820(ts: TransactionSet, name: str = "", *,
             continue
         if sid == "TRN" and not advice.trace_number:
             advice.trace_number = element(seg, 2).strip()
+            advice.elements.update({f"TRN{i:02d}": v.strip() for i, v in enumerate(seg[1:5], 1) if v.strip()})
         elif sid == "CUR":
             advice.currency = element(seg, 2).strip() or None
+            advice.elements.setdefault("CUR02", element(seg, 2).strip())
         elif sid == "N1":
             # Meaning comes from the qualifiers: N101 says whose name this is, N103 what N104 is.
             party = element(seg, 1).strip()
@@ -260,6 +269,7 @@ def interpret_820(ts: TransactionSet, name: str = "", *,
                 "adjustments": [],
                 "references": [],
                 "position": pos,
+                "raw": tuple(x.strip() for x in seg[1:9]),
             }
             lines.append(current)
         elif sid == "ADX" and current is not None:

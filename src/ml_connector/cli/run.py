@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -54,11 +55,11 @@ class RichProgress(RunProgress):
 
 
 def run_command(home: Home, store: Store, name: str, flow: OutboundFlow | InboundFlow, *, dry_run: bool,
-                as_json: bool, console: Console, trigger: str = "cli") -> int:  # fmt: skip
+                as_json: bool, console: Console, trigger: str = "cli", sample: Path | None = None) -> int:  # fmt: skip
     progress = RichProgress(console if not as_json else Console(quiet=True))
     ctx = RunContext(store=store, keyring=home.keyring(), staging=home.staging, trigger=trigger, progress=progress)
     with progress:
-        result = asyncio.run(run_flow(ctx, name, flow, dry_run=dry_run))
+        result = asyncio.run(run_flow(ctx, name, flow, dry_run=dry_run, sample=sample))
     if as_json:
         console.print_json(json.dumps(summary_json(result), default=str))
     else:
@@ -91,13 +92,43 @@ def print_summary(result: RunResult, console: Console) -> None:
             files.add_row(*[_cell(f.get(k)) for k in keys])
         console.print(files)
     if result.preview:
-        console.print("first records:", highlight=False)
+        console.print("records that would be posted:" if result.state == "dry-run" else "first records:",
+                      highlight=False)  # fmt: skip
         for row in result.preview:
-            console.print("  " + json.dumps(row, default=str), highlight=False, markup=False)
+            if "trace" in row and "lines" in row:
+                _print_advice(row, console)
+            else:
+                console.print("  " + json.dumps(row, default=str), highlight=False, markup=False)
+    for f in result.files:
+        for problem in f.get("problems") or []:
+            console.print(f"  {f.get('name')}: {problem}", highlight=False, markup=False)
+        for text in f.get("acks") or []:
+            console.print(f"acknowledgment that would be sent for {f.get('name')}:", highlight=False)
+            console.print(text, highlight=False, markup=False)
     if result.error:
         console.print(f"[red]error:[/] {result.error}", highlight=False)
     if result.run_id and result.run_id != "dry-run":
         console.print(f"audit trail: ml-connector audit --run {result.run_id}", highlight=False)
+
+
+def _print_advice(row: dict[str, Any], console: Console) -> None:
+    """One 820 payment as a person reads it: trace, parties, amounts, then each remittance line."""
+    payer, payee = row.get("payer") or {}, row.get("payee") or {}
+    lines = [
+        f"  {row.get('record')}: trace {row.get('trace')}  {row.get('method')} {row.get('amount')} "
+        f"{row.get('currency') or ''}  date {row.get('date') or '-'}",
+        f"    payer {payer.get('name')!s} ({payer.get('qualifier') or '-'} {payer.get('id') or '-'})"
+        f"  payee {payee.get('name')!s} ({payee.get('qualifier') or '-'} {payee.get('id') or '-'})",
+        f"    BPR02 {row.get('amount')}  sum of RMR04 {row.get('sum_rmr04')}"
+        + (f"  MISMATCH {row['mismatch']}" if "mismatch" in row else ""),
+    ]
+    if row.get("mapped"):
+        lines.append("    mapped " + ", ".join(f"{k}={v}" for k, v in row["mapped"].items()))
+    for ln in row.get("lines", []):
+        extra = "".join(f" {k} {ln[k]}" for k in ("invoice_amount", "discount", "adjustments") if k in ln)
+        lines.append(f"    {ln['qualifier']} {ln['invoice']}: paid {ln['paid']}{extra}")
+    for text in lines:
+        console.print(text, highlight=False, markup=False)
 
 
 def _cell(value: Any) -> str:

@@ -11,6 +11,7 @@ with the open ledger rows, so memory does not grow with the file.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -75,8 +76,10 @@ class FileRejected(RecordError):
 class InboundRun(FlowRun):
     direction = "inbound"
 
-    def __init__(self, ctx: RunContext, name: str, flow: InboundFlow, *, dry_run: bool = False) -> None:
+    def __init__(self, ctx: RunContext, name: str, flow: InboundFlow, *, dry_run: bool = False,
+                 sample: Path | None = None) -> None:  # fmt: skip
         super().__init__(ctx, name, flow)
+        self.sample = sample  # dry run on this local file instead of the SFTP folder
         self.flow: InboundFlow = flow
         self.dry_run = dry_run
         self.fmt = resolve_format(flow)
@@ -728,8 +731,16 @@ class InboundRun(FlowRun):
     # --- dry run --------------------------------------------------------------------------------
 
     async def _dry_run(self) -> RunResult:
-        """List, download to scratch and parse; show what would be posted. Nothing is changed."""
+        """List, download to scratch and parse; show what would be posted. Nothing is changed.
+
+        With ``sample`` (``run --dry-run --file PATH``) the local file is parsed instead and no
+        SFTP server, Kinetic or ledger row is touched.
+        """
         self.result.state = "dry-run"
+        if self.sample is not None:
+            sha = hashlib.sha256(self.sample.read_bytes()).hexdigest()
+            self._preview_file(self.sample.name, str(self.sample), self.sample.stat().st_size, sha)
+            return self.result
         scratch = self.ctx.staging / "dry-run" / self.name
         audit = AuditBuffer(self.ctx.store, self.name, None)
         audit.limit = 10**9  # never written
@@ -743,42 +754,52 @@ class InboundRun(FlowRun):
             )
             for remote in listing.ready:
                 local = await sftp.download(remote, scratch)
-                fake = FileRow(
-                    0,
-                    self.name,
-                    "inbound",
-                    remote.path,
-                    remote.size,
-                    remote.mtime,
-                    local.sha256,
-                    "downloaded",
-                    str(local.path),
-                    None,
-                    None,
-                    {},
-                    datetime.now(UTC),
-                    datetime.now(UTC),
-                )
-                entry: dict[str, Any] = {"name": remote.name, "records": 0, "bad": 0, "problems": []}
                 try:
-                    recs = self._read_x12(fake).records if isinstance(self.fmt, X12Format) else self._records(fake)
-                    for rec in recs:
-                        entry["records"] += 1
-                        if rec.error:
-                            entry["bad"] += 1
-                            if len(entry["problems"]) < 5:
-                                entry["problems"].append(f"{rec.position}: {rec.error}")
-                        elif len(self.result.preview) < 5 and rec.fields:
-                            self.result.preview.append(
-                                {k: json_safe(v) for k, v in rec.fields.items() if k not in ("advice", "status")}
-                                or {"record": rec.position}
-                            )
-                except (FileRejected, FormatError) as exc:
-                    entry["error"] = str(exc)
-                local.path.unlink(missing_ok=True)
-                self.result.files.append(entry)
-                self.result.bump("records", entry["records"])
+                    self._preview_file(remote.name, str(local.path), remote.size, local.sha256, remote.path)
+                finally:
+                    local.path.unlink(missing_ok=True)
         return self.result
+
+    def _preview_file(self, name: str, local: str, size: int, sha256: str, remote_path: str | None = None) -> None:
+        """Parse one local copy with the flow's layout and mapping; add what would be posted."""
+        now = datetime.now(UTC)
+        # An in-memory row for the readers (never stored): they only read its name and path.
+        fake = FileRow(0, self.name, "inbound", remote_path or local, size, 0, sha256, "downloaded", local,
+                       None, None, {}, now, now)  # fmt: skip
+        entry: dict[str, Any] = {"name": name, "records": 0, "bad": 0, "problems": []}
+        limit = 50 if isinstance(self.fmt, X12Format) else 5
+        try:
+            if isinstance(self.fmt, X12Format):
+                parsed = self._read_x12(fake)
+                recs: Any = parsed.records
+                entry["acks"] = (
+                    x12_inbound.dry_run_acks(self.fmt, parsed) if self.flow.entity != "acknowledgments" else []
+                )
+            else:
+                recs = self._records(fake)
+            for rec in recs:
+                entry["records"] += 1
+                if rec.error:
+                    entry["bad"] += 1
+                    if len(entry["problems"]) < 20:
+                        entry["problems"].append(f"{rec.position}: {rec.error}")
+                elif len(self.result.preview) < limit and rec.fields:
+                    advice = rec.fields.get("advice")
+                    if advice is not None:
+                        self.result.preview.append(
+                            {"file": name, "record": rec.position, **x12_inbound.preview(advice)}
+                        )
+                    else:
+                        self.result.preview.append(
+                            {k: json_safe(v) for k, v in rec.fields.items() if k != "status"}
+                            or {"record": rec.position}
+                        )
+        except (FileRejected, FormatError) as exc:
+            entry["error"] = str(exc)
+        self.result.files.append(entry)
+        self.result.bump("records", entry["records"])
+        if entry["bad"] or "error" in entry:
+            self.result.bump("records_failed", entry["bad"])
 
 
 def _chain(first: Parsed | None, rest: Iterator[Parsed]) -> Iterator[Parsed]:
@@ -787,5 +808,6 @@ def _chain(first: Parsed | None, rest: Iterator[Parsed]) -> Iterator[Parsed]:
     yield from rest
 
 
-async def run_inbound(ctx: RunContext, name: str, flow: InboundFlow, *, dry_run: bool = False) -> RunResult:
-    return await InboundRun(ctx, name, flow, dry_run=dry_run).run()
+async def run_inbound(ctx: RunContext, name: str, flow: InboundFlow, *, dry_run: bool = False,
+                      sample: Path | None = None) -> RunResult:  # fmt: skip
+    return await InboundRun(ctx, name, flow, dry_run=dry_run, sample=sample).run()

@@ -86,7 +86,8 @@ def apply_mapping(advice: PaymentAdvice, mapping: dict[str, X12FieldMap], where:
     """
     if not mapping:
         return advice
-    out = replace(advice, lines=list(advice.lines), mapped=dict(advice.mapped), lookups=list(advice.lookups))
+    out = replace(advice, lines=list(advice.lines), mapped=dict(advice.mapped), lookups=list(advice.lookups),
+                  lookup_errors=list(advice.lookup_errors), warnings=list(advice.warnings))  # fmt: skip
     for target, spec in mapping.items():
         if target in LINE_TARGETS:
             if spec.source is not None and not spec.source.startswith("RMR"):

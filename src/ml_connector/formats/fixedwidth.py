@@ -144,6 +144,8 @@ class FixedWidthReader:
                     amount = rec.values.get(total_of)
                     if isinstance(amount, Decimal | int):
                         self.total += amount
+            except FormatError:
+                raise  # a header/trailer problem rejects the whole file
             except RecordError as exc:
                 rec.error = str(exc)
                 rec.values = {}
@@ -243,6 +245,8 @@ class FixedWidthWriter:
         if self.fmt.record_type is not None and record_type is not None:
             fields.append((self.fmt.record_type, record_type))
         for col in cols:
+            if col.from_header is not None:
+                continue  # carried by the header line, not repeated on each detail
             try:
                 text = self._formatters[id(col)](record.get(col.field))
             except RecordError as exc:

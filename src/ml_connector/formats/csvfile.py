@@ -46,79 +46,81 @@ class CsvReader:
             quotechar=fmt.quotechar,
             strict=True,
         )
+        return self._records(reader)
+
+    def _records(self, reader: Any) -> Iterator[Record]:
+        # The per-row path, profiled (bench/formats.py, docs/benchmarks.md): rows come straight
+        # from the C reader (no generator layer in between), lines from itertools.chain, the
+        # line number from the reader, and a single typed column is parsed without a loop.
         try:
-            yield from self._records(reader)
+            fmt = self.fmt
+            cols = fmt.columns
+            index_of: list[int]
+            if fmt.header:
+                header = next(reader, None)
+                if header is None:
+                    return
+                self.header = header
+                positions = {h.strip(): i for i, h in enumerate(header)}
+                index_of = []
+                for i, col in enumerate(cols):
+                    key = col.header or col.field
+                    if key not in positions:
+                        if col.required:
+                            raise FormatError(
+                                f"{self.name}: line 1: the header has no column {key!r} (format.columns[{i}] is required)"
+                            )
+                        index_of.append(-1)
+                    else:
+                        index_of.append(positions[key])
+            else:
+                index_of = list(range(len(cols)))
+            count = 0
+            limit = fmt.max_field_size
+            plan = [(col.field, i, compile_parser(col), col) for col, i in zip(cols, index_of, strict=True)]
+            # Plain text columns (no type, default or requirement) need no call per field.
+            plain = [
+                (f, i) for (f, i, _p, c) in plan if c.type == "str" and c.default is None and not c.required and i >= 0
+            ]
+            typed = [(f, i, p) for (f, i, p, c) in plan if (f, i) not in plain]
+            width = max(index_of, default=-1) + 1
+            name = self.name
+            one_typed = typed[0] if len(typed) == 1 and typed[0][1] >= 0 else None
+            line_after = reader.line_num  # the last physical line read so far
+            for row in reader:
+                line = line_after + 1  # a quoted field may span lines: the record starts after the last one
+                line_after = reader.line_num
+                n = len(row)
+                if n <= 1 and (not row or row[0] == ""):
+                    continue  # blank line
+                try:
+                    # The joined length bounds every field's: one C call per row, the exact check only
+                    # when it could fail (measured 3x cheaper than max(map(len, row)) on every row).
+                    if len("".join(row)) > limit and max(map(len, row)) > limit:
+                        over = [c for _f, i, _p, c in plan if 0 <= i < n and len(row[i]) > limit]
+                        if over:
+                            raise RecordError(
+                                f"{label(over[0])}: field is {max(map(len, row))} characters, limit {limit}"
+                            )
+                    if n < width:
+                        row = row + [""] * (width - n)
+                    values = {f: row[i] or None for f, i in plain}
+                    if one_typed is not None:
+                        values[one_typed[0]] = one_typed[2](row[one_typed[1]])
+                    else:
+                        for f, i, parse in typed:
+                            values[f] = parse(row[i] if i >= 0 else "")
+                except RecordError as exc:
+                    yield Record(count, f"line {line}", {}, f"{name}: line {line}: {exc}")
+                else:
+                    yield Record(count, f"line {line}", values)
+                count += 1
         except UnicodeDecodeError as exc:
             raise FormatError(
                 f"{self.name}: line {reader.line_num + 1}: bytes are not valid {self.fmt.encoding} ({exc.reason})"
             ) from None
         except csv.Error as exc:
             raise FormatError(f"{self.name}: line {reader.line_num}: {exc}") from None
-
-    def _records(self, reader: Any) -> Iterator[Record]:
-        # The per-row path, profiled (bench/formats.py, docs/benchmarks.md): rows come straight
-        # from the C reader (no generator layer in between), lines from itertools.chain, the
-        # line number from the reader, and a single typed column is parsed without a loop.
-        fmt = self.fmt
-        cols = fmt.columns
-        index_of: list[int]
-        if fmt.header:
-            header = next(reader, None)
-            if header is None:
-                return
-            self.header = header
-            positions = {h.strip(): i for i, h in enumerate(header)}
-            index_of = []
-            for i, col in enumerate(cols):
-                key = col.header or col.field
-                if key not in positions:
-                    if col.required:
-                        raise FormatError(
-                            f"{self.name}: line 1: the header has no column {key!r} (format.columns[{i}] is required)"
-                        )
-                    index_of.append(-1)
-                else:
-                    index_of.append(positions[key])
-        else:
-            index_of = list(range(len(cols)))
-        count = 0
-        limit = fmt.max_field_size
-        plan = [(col.field, i, compile_parser(col), col) for col, i in zip(cols, index_of, strict=True)]
-        # Plain text columns (no type, default or requirement) need no call per field.
-        plain = [
-            (f, i) for (f, i, _p, c) in plan if c.type == "str" and c.default is None and not c.required and i >= 0
-        ]
-        typed = [(f, i, p) for (f, i, p, c) in plan if (f, i) not in plain]
-        width = max(index_of, default=-1) + 1
-        name = self.name
-        one_typed = typed[0] if len(typed) == 1 and typed[0][1] >= 0 else None
-        line_after = reader.line_num  # the last physical line read so far
-        for row in reader:
-            line = line_after + 1  # a quoted field may span lines: the record starts after the last one
-            line_after = reader.line_num
-            n = len(row)
-            if n <= 1 and (not row or row[0] == ""):
-                continue  # blank line
-            try:
-                # The joined length bounds every field's: one C call per row, the exact check only
-                # when it could fail (measured 3x cheaper than max(map(len, row)) on every row).
-                if len("".join(row)) > limit and max(map(len, row)) > limit:
-                    over = [c for _f, i, _p, c in plan if 0 <= i < n and len(row[i]) > limit]
-                    if over:
-                        raise RecordError(f"{label(over[0])}: field is {max(map(len, row))} characters, limit {limit}")
-                if n < width:
-                    row = row + [""] * (width - n)
-                values = {f: row[i] or None for f, i in plain}
-                if one_typed is not None:
-                    values[one_typed[0]] = one_typed[2](row[one_typed[1]])
-                else:
-                    for f, i, parse in typed:
-                        values[f] = parse(row[i] if i >= 0 else "")
-            except RecordError as exc:
-                yield Record(count, f"line {line}", {}, f"{name}: line {line}: {exc}")
-            else:
-                yield Record(count, f"line {line}", values)
-            count += 1
 
 
 class CsvWriter:

@@ -68,7 +68,8 @@ class CsvReader:
                     if key not in positions:
                         if col.required:
                             raise FormatError(
-                                f"{self.name}: line 1: the header has no column {key!r} (format.columns[{i}] is required)"
+                                f"{self.name}: line 1: the header has no column {key!r} "
+                                f"(format.columns[{i}] is required)"
                             )
                         index_of.append(-1)
                     else:

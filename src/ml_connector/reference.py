@@ -109,7 +109,7 @@ X12_DEFAULTS = [
     "| entity | Epicor field | default source | notes |",
     "|---|---|---|---|",
     "| cash-receipts | `CheckRef` | TRN02 | first 30 characters |",
-    "| cash-receipts | `TranAmt`, `DocTranAmt` | BPR02 | must equal the sum of RMR04 unless `on_amount_mismatch: warn` |",
+    "| cash-receipts | `TranAmt`, `DocTranAmt` | BPR02 | equals the sum of RMR04 (else `on_amount_mismatch`) |",
     "| cash-receipts | `TranDate` | BPR16 | |",
     "| cash-receipts | `InvoiceNum` (per line) | RMR02 | must be a whole number naming an AR invoice; else map it |",
     "| cash-receipts | `TranAmt` (per line) | RMR04 | |",

@@ -7,6 +7,7 @@ names the place (file, line, column) and the Epicor field, never a secret.
 from __future__ import annotations
 
 import codecs
+import io
 import itertools
 import re
 from collections.abc import Callable, Iterator
@@ -233,12 +234,12 @@ def decoded_lines(stream: BinaryIO, encoding: str, name: str) -> Iterator[str]:
 
     Decodes a megabyte at a time (cut at a newline, which no supported encoding uses inside a
     multi-byte character), so the cost is close to a plain TextIOWrapper. Lines are handed out
-    by ``itertools.chain`` from one list per chunk: no Python frame is resumed per line.
+    by ``itertools.chain`` from one ``StringIO`` per chunk: no Python code runs per line.
     """
     return itertools.chain.from_iterable(_decoded_batches(stream, encoding, name))
 
 
-def _decoded_batches(stream: BinaryIO, encoding: str, name: str) -> Iterator[list[str]]:
+def _decoded_batches(stream: BinaryIO, encoding: str, name: str) -> Iterator[io.StringIO]:
     if codecs.lookup(encoding).name.startswith(("utf-16", "utf-32")):
         raise FormatError(f"{name}: encoding {encoding} is not supported for line-based files")
     line_no = 0
@@ -266,14 +267,9 @@ def _decoded_batches(stream: BinaryIO, encoding: str, name: str) -> Iterator[lis
         except UnicodeDecodeError as exc:
             bad_line = line_no + data.count(b"\n", 0, exc.start) + 1
             raise FormatError(f"{name}: line {bad_line}: bytes are not valid {encoding} ({exc.reason})") from None
-        # Only LF ends a line: str.splitlines() would also split on \x1c-\x1e, \x85, \u2028…
-        lines = text.split("\n")
-        last = lines.pop()
-        line_no += len(lines)
-        batch = [line + "\n" for line in lines]
-        if last:
-            line_no += 1
-            batch.append(last)
-        yield batch
+        # Only LF ends a line (str.splitlines() would also split on \x1c-\x1e, \x85, \u2028…):
+        # StringIO with newline="\n" splits exactly there, in C, and translates nothing.
+        line_no += text.count("\n")
+        yield io.StringIO(text, newline="\n")
         if not raw:
             return

@@ -21,7 +21,7 @@ X12_FLOW = """
   direction: inbound
   epicor: kinetic
   entity: {entity}
-  sftp: sftp
+  sftp: sftpkey
   folder: "{{base}}/inbound"
   pattern: "*.edi"
   archive_folder: "{{base}}/archive"
@@ -31,6 +31,14 @@ X12_FLOW = """
   constants: {{GroupID: {group}}}
   format: {format}
 """
+
+
+def key_auth(env: Env) -> Env:
+    """An SFTP connection by private key: the shared sshd's password is reset by every test session
+    that starts one on this machine, the per-session authorized key is not."""
+    if "sftpkey" not in [c.name for c in env.store.connections.list()]:
+        env.store.connections.add("sftpkey", env.target.settings(use_key=True), env.keyring)
+    return env
 
 
 def x12_flow(name: str, entity: str, fmt: str, group: str = "CASH01") -> str:
@@ -54,7 +62,7 @@ def sidecar(env: Env, name: str) -> dict[str, object]:
 
 
 def test_shifted_n1_is_rejected_with_ak4_and_nothing_is_posted(sqlite_env: Env) -> None:
-    env = sqlite_env
+    env = key_auth(sqlite_env)
     env.flows(x12_flow("pay-in", "ap-payments", "{type: x12}", "CHK01"))
     drop_partner(env, "820_n1_shifted.edi")
     result = env.run("pay-in")
@@ -75,6 +83,7 @@ def test_shifted_n1_is_rejected_with_ak4_and_nothing_is_posted(sqlite_env: Env) 
 
 
 def test_invoice_numbers_like_inv_1001_are_mapped_and_posted(env: Env) -> None:
+    key_auth(env)
     env.flows(
         x12_flow(
             "cash-in",
@@ -96,7 +105,7 @@ def test_invoice_numbers_like_inv_1001_are_mapped_and_posted(env: Env) -> None:
 
 
 def test_amount_mismatch_rejects_payments_by_default_and_warns_when_told(sqlite_env: Env) -> None:
-    env = sqlite_env
+    env = key_auth(sqlite_env)
     env.flows(x12_flow("cash-in", "cash-receipts", "{type: x12}"))
     drop_partner(env, "820_amount_mismatch.edi")
     result = env.run("cash-in")
@@ -117,7 +126,7 @@ def test_amount_mismatch_rejects_payments_by_default_and_warns_when_told(sqlite_
 
 
 def test_a_resent_interchange_is_a_rejected_file_and_exits_1(sqlite_env: Env) -> None:
-    env = sqlite_env
+    env = key_auth(sqlite_env)
     env.flows(x12_flow("cash-in", "cash-receipts", "{type: x12}"))
     drop_partner(env, "820_invoice_prefix.edi")
     first = env.run("cash-in")
@@ -134,7 +143,7 @@ def test_a_resent_interchange_is_a_rejected_file_and_exits_1(sqlite_env: Env) ->
 
 
 def test_999_for_a_5010_partner(sqlite_env: Env) -> None:
-    env = sqlite_env
+    env = key_auth(sqlite_env)
     env.flows(x12_flow("cash-5010", "cash-receipts", '{type: x12, version: "005010", ack: "999"}'))
     drop_partner(env, "820_5010_two_sets.edi")
     result = env.run("cash-5010")
@@ -155,7 +164,7 @@ def test_999_for_a_5010_partner(sqlite_env: Env) -> None:
 
 
 def test_vendor_found_by_name_in_kinetic(sqlite_env: Env) -> None:
-    env = sqlite_env
+    env = key_auth(sqlite_env)
     env.flows(
         x12_flow(
             "pay-in", "ap-payments",
@@ -175,12 +184,12 @@ def test_vendor_found_by_name_in_kinetic(sqlite_env: Env) -> None:
 
 
 def test_dry_run_on_a_local_file_shows_the_payment_and_the_997(sqlite_env: Env, tmp_path: Path) -> None:
-    env = sqlite_env
+    env = key_auth(sqlite_env)
     # connection names that do not exist: any attempt to reach SFTP or Kinetic would fail the run
     env.flows(
         x12_flow("cash-in", "cash-receipts", '{type: x12, mapping: {InvoiceNum: {source: RMR02, extract: "(\\\\d+)"}}}')
         .replace("epicor: kinetic", "epicor: nowhere")
-        .replace("sftp: sftp", "sftp: nowhere")
+        .replace("sftp: sftpkey", "sftp: nowhere")
     )
     sample = tmp_path / "sample.edi"
     sample.write_bytes((PARTNER / "820_invoice_prefix.edi").read_bytes())
@@ -205,7 +214,7 @@ batch-in:
   direction: inbound
   epicor: kinetic
   entity: ap-invoices
-  sftp: sftp
+  sftp: sftpkey
   folder: "{base}/inbound"
   pattern: "ap_invoices_*.txt"
   archive_folder: "{base}/archive"
@@ -217,6 +226,7 @@ batch-in:
 
 
 def test_fixed_width_batch_with_header_and_trailer(env: Env) -> None:
+    key_auth(env)
     env.flows(FW_FLOW)
     drop_partner(env, "ap_invoices_batch.txt")
     drop_partner(env, "ap_invoices_bad_count.txt")
@@ -230,3 +240,92 @@ def test_fixed_width_batch_with_header_and_trailer(env: Env) -> None:
     assert "ap_invoices_batch.txt" in env.names("archive")
     side = sidecar(env, "ap_invoices_bad_count.txt")
     assert "line 5 (trailer T): RecordCount says 4 detail records, the file has 3" in str(side["reason"])
+
+
+VENDORS_FW_OUT = """
+vendors-fw:
+  direction: outbound
+  epicor: kinetic
+  entity: vendors
+  sftp: sftpkey
+  folder: "{base}/outbound"
+  filename: "vendors_{run}.txt"
+  format:
+    type: fixed-width
+    line_ending: "\\n"
+    record_type: {field: RecordType, start: 1, length: 1}
+    records:
+      - code: H
+        role: header
+        columns:
+          - {field: FileDate, start: 2, length: 8, type: date, format: "%Y%m%d"}
+          - {field: Sender, start: 10, length: 10, value: EPICORDEMO}
+      - code: D
+        columns:
+          - {field: VendorID, start: 2, length: 8}
+          - {field: Name, start: 10, length: 30}
+      - code: T
+        role: trailer
+        count_field: Count
+        columns:
+          - {field: Count, start: 2, length: 6, type: int, align: right, pad: "0"}
+"""
+
+
+def test_outbound_fixed_width_writes_header_and_trailer_counts(sqlite_env: Env) -> None:
+    env = key_auth(sqlite_env)
+    env.flows(VENDORS_FW_OUT)
+    result = env.run("vendors-fw")
+    assert result.state == "succeeded", result.error
+    (name,) = env.names("outbound")
+    lines = (env.local("outbound") / name).read_text().splitlines()
+    details = [ln for ln in lines if ln.startswith("D")]
+    assert lines[0][0] == "H" and lines[0][9:19] == "EPICORDEMO" and lines[0][1:9].isdigit()
+    assert lines[-1] == f"T{len(details):06d}" and len(details) == result.counts["records"] >= 12
+    assert details[0].startswith("DV0001   Northwind Supply")
+    # what we wrote reads back with the same layout: header/trailer checked, details only
+    from ml_connector.config import FixedWidthFormat
+    from ml_connector.formats.fixedwidth import FixedWidthReader
+    from ml_connector.mapping import resolve_format
+
+    flow = env.flows(VENDORS_FW_OUT)["vendors-fw"]
+    fmt = resolve_format(flow)
+    assert isinstance(fmt, FixedWidthFormat)
+    with (env.local("outbound") / name).open("rb") as fh:
+        reader = FixedWidthReader(fh, fmt, name)
+        assert [r.values["VendorID"] for r in reader][:2] == ["V0001", "V0002"]
+    assert reader.trailer == {"Count": len(details)}
+
+
+def test_a_value_the_mapping_cannot_extract_fails_that_payment_with_its_place(sqlite_env: Env) -> None:
+    env = key_auth(sqlite_env)
+    env.flows(
+        x12_flow(
+            "cash-in", "cash-receipts", '{type: x12, mapping: {InvoiceNum: {source: RMR02, extract: "^CM-(\\\\d+)$"}}}'
+        )
+    )
+    drop_partner(env, "820_invoice_prefix.edi")
+    result = env.run("cash-in")
+    assert result.exit_code == 1 and "820_invoice_prefix.edi" in env.names("error")
+    text = json.dumps(sidecar(env, "820_invoice_prefix.edi"))
+    assert "RMR at position 12" in text and "'INV-1001' does not match extract" in text
+    assert env.kinetic_rows("CashRecs", "Erp.BO.CashRecSvc", "CheckRef eq '00045521'") == []
+    # the 997 is about syntax: the set itself was fine
+    assert [s for s in ack_segments(env, ".997") if s[0] == "AK5"] == [["AK5", "A"]]
+
+
+def test_dry_run_sample_for_a_fixed_width_flow(sqlite_env: Env) -> None:
+    import asyncio
+
+    from ml_connector.flows import run_flow
+
+    env = key_auth(sqlite_env)
+    flows = env.flows(FW_FLOW)
+    bad = asyncio.run(run_flow(env.context(), "batch-in", flows["batch-in"], dry_run=True,
+                               sample=PARTNER / "ap_invoices_bad_total.txt"))  # fmt: skip
+    assert bad.state == "dry-run" and "TotalAmount says" in bad.files[0]["error"]
+    good = asyncio.run(run_flow(env.context(), "batch-in", flows["batch-in"], dry_run=True,
+                                sample=PARTNER / "ap_invoices_batch.txt"))  # fmt: skip
+    assert good.files[0]["records"] == 3 and good.preview[0]["InvoiceNum"] == "NW-88001"
+    assert good.preview[0]["InvoiceDate"] == "2026-11-20T00:00:00"
+    assert env.store.ledger.files(flow="batch-in") == []

@@ -82,6 +82,12 @@ class Column(_Model):
         None, description="fixed-width detail: take the value of this field of the file's header record"
     )
 
+    @field_validator("from_header")
+    @classmethod
+    def _header_ref(cls, value: str | None) -> str | None:
+        # "header.BatchDate" and "BatchDate" name the same header field.
+        return value.removeprefix("header.") if value else value
+
     @model_validator(mode="after")
     def _one_source(self) -> Column:
         if self.value is not None and self.concat:

@@ -29,7 +29,7 @@ LAYOUT: dict[str, Any] = {
             {"field": "InvoiceNum", "start": 10, "length": 20, "required": True},
             {"field": "InvoiceAmt", "start": 30, "length": 12, "type": "decimal", "implied_decimals": 2,
              "align": "right", "pad": "0"},
-            {"field": "InvoiceDate", "from_header": "BatchDate"},
+            {"field": "InvoiceDate", "from_header": "header.BatchDate"},
         ]},
         {"code": "T", "role": "trailer", "count_field": "RecordCount", "total_field": "TotalAmount",
          "total_of": "InvoiceAmt", "columns": [

@@ -117,3 +117,12 @@ def test_role_configuration_is_validated() -> None:
             dict(LAYOUT, records=[{**LAYOUT["records"][0], "count_field": "Sender"}, *LAYOUT["records"][1:]])
         )
     assert parse_flows is not None
+
+
+@pytest.mark.parametrize("n", range(9))
+def test_csv_plain_value_builders_match_the_general_form(n: int) -> None:
+    from ml_connector.formats.csvfile import _plain_values
+
+    plain = [(f"F{k}", (k * 3) % 9) for k in range(n)]  # out-of-order columns
+    row = ["a", "", "c", "d", "", "f", "g", "h", ""]
+    assert _plain_values(plain)(row) == {f: row[i] or None for f, i in plain}

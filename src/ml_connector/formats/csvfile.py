@@ -12,7 +12,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, BinaryIO
 
 from ..config import CsvFormat
@@ -26,6 +26,38 @@ def _ensure_field_limit(limit: int) -> None:
     # csv.field_size_limit is process-wide: only ever raise it; our own check enforces `limit`.
     if csv.field_size_limit() < limit:
         csv.field_size_limit(limit)
+
+
+def _plain_values(plain: list[tuple[str, int]]) -> Callable[[list[str]], dict[str, Any]]:
+    """A function row -> {field: text or None} for plain text columns.
+
+    Unrolled for up to six columns: on Python 3.11 a dict comprehension creates and calls a
+    function and loops per row; one dict display does neither (measured 0.22 -> 0.11 us a row).
+    """
+    n = len(plain)
+    if n == 0:
+        return lambda row: {}
+    if n > 6:
+        return lambda row: {f: row[i] or None for f, i in plain}
+    (f0, i0), *rest = plain
+    if n == 1:
+        return lambda row: {f0: row[i0] or None}
+    (f1, i1), *rest = rest
+    if n == 2:
+        return lambda row: {f0: row[i0] or None, f1: row[i1] or None}
+    (f2, i2), *rest = rest
+    if n == 3:
+        return lambda row: {f0: row[i0] or None, f1: row[i1] or None, f2: row[i2] or None}
+    (f3, i3), *rest = rest
+    if n == 4:
+        return lambda row: {f0: row[i0] or None, f1: row[i1] or None, f2: row[i2] or None, f3: row[i3] or None}
+    (f4, i4), *rest = rest
+    if n == 5:
+        return lambda row: {f0: row[i0] or None, f1: row[i1] or None, f2: row[i2] or None, f3: row[i3] or None,
+                            f4: row[i4] or None}  # fmt: skip
+    ((f5, i5),) = rest
+    return lambda row: {f0: row[i0] or None, f1: row[i1] or None, f2: row[i2] or None, f3: row[i3] or None,
+                        f4: row[i4] or None, f5: row[i5] or None}  # fmt: skip
 
 
 class CsvReader:
@@ -87,6 +119,8 @@ class CsvReader:
             width = max(index_of, default=-1) + 1
             name = self.name
             one_typed = typed[0] if len(typed) == 1 and typed[0][1] >= 0 else None
+            typed_field, typed_index, typed_parse = one_typed or ("", 0, str)
+            plain_values = _plain_values(plain)
             line_after = reader.line_num  # the last physical line read so far
             for row in reader:
                 line = line_after + 1  # a quoted field may span lines: the record starts after the last one
@@ -105,9 +139,9 @@ class CsvReader:
                             )
                     if n < width:
                         row = row + [""] * (width - n)
-                    values = {f: row[i] or None for f, i in plain}
+                    values = plain_values(row)
                     if one_typed is not None:
-                        values[one_typed[0]] = one_typed[2](row[one_typed[1]])
+                        values[typed_field] = typed_parse(row[typed_index])
                     else:
                         for f, i, parse in typed:
                             values[f] = parse(row[i] if i >= 0 else "")

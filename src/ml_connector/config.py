@@ -258,14 +258,18 @@ X12_SOURCES = re.compile(
     r"^(TRN0[1-4]|BPR(0[1-9]|1[0-6])|CUR02|RMR0[1-8]|N1\.(PR|PE)\.N10[234]|REF\.[A-Z0-9]{2,3}|RMR\.REF\.[A-Z0-9]{2,3}"
     r"|N1\.(PR|PE)\.REF\.[A-Z0-9]{2,3})$"
 )
-X12_TARGETS = ("CheckRef", "CheckNum", "VendorID", "InvoiceNum", "CustID")
+X12_TARGETS = ("CheckRef", "CheckNum", "VendorID", "InvoiceNum")
+# Where a mapping's find step looks when it names no service/entity set: (service, entity set).
+FIND_DEFAULTS = {"InvoiceNum": ("Erp.BO.ARInvoiceSvc", "ARInvoices"), "VendorID": ("Erp.BO.VendorSvc", "Vendors")}
 
 
 class KineticFind(_Model):
     """Look the mapped value up in Kinetic by another field (e.g. an AR invoice by LegalNumber)."""
 
     by: str = Field(description="Kinetic field the value is compared with, e.g. LegalNumber, PONum, Name, TaxPayerID")
-    service: str | None = Field(None, description="default: ARInvoiceSvc for InvoiceNum, VendorSvc for VendorID")
+    service: str | None = Field(
+        None, description="default: Erp.BO.ARInvoiceSvc for InvoiceNum, Erp.BO.VendorSvc for VendorID"
+    )
     entity_set: str | None = Field(None, description="default: ARInvoices for InvoiceNum, Vendors for VendorID")
     returns: str | None = Field(None, description="field whose value replaces it; default: the target field")
 
@@ -329,9 +333,12 @@ class X12Format(_Model):
     @field_validator("mapping")
     @classmethod
     def _targets(cls, value: dict[str, X12FieldMap]) -> dict[str, X12FieldMap]:
-        for key in value:
+        for key, spec in value.items():
             if key not in X12_TARGETS:
                 raise ValueError(f"{key!r} cannot be mapped (mappable: {', '.join(X12_TARGETS)})")
+            find = spec.find
+            if find is not None and key not in FIND_DEFAULTS and not (find.service and find.entity_set):
+                raise ValueError(f"{key}.find: name service and entity_set (no default for {key})")
         return value
 
 

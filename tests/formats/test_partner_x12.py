@@ -187,13 +187,13 @@ def test_mapping_extract_lookup_default_constant() -> None:
             "InvoiceNum": X12FieldMap(source="RMR02", extract=r"^INV-(\d+)$"),
             "CheckRef": X12FieldMap(source="REF.CK", lookup={"45521": "CHK-45521"}),
             "VendorID": X12FieldMap(source="N1.PE.N104", lookup={"999": "X"}, lookup_default="V0001"),
-            "CustID": X12FieldMap(value="NORTHW"),
+            "CheckNum": X12FieldMap(value="45521"),
         },
         "f: set 820 1",
     )
     assert [ln.invoice_num for ln in mapped.lines] == ["1001", "1003"]
-    assert mapped.trace_number == "CHK-45521" and mapped.payee_id == "V0001"
-    assert mapped.mapped == {"CheckRef": "CHK-45521", "VendorID": "V0001", "CustID": "NORTHW"}
+    assert mapped.trace_number == "45521" and mapped.payee_id == "V0001"  # CheckNum (a constant) came last
+    assert mapped.mapped == {"CheckRef": "CHK-45521", "VendorID": "V0001", "CheckNum": "45521"}
     assert [ln.invoice_num for ln in advice.lines] == ["INV-1001", "INV-1003"]  # the original is untouched
     by_po = apply_mapping(advice, {"InvoiceNum": X12FieldMap(source="RMR.REF.PO", extract=r"PO-(\d+)")}, "w")
     assert [ln.invoice_num for ln in by_po.lines] == ["7731", "7735"]
@@ -314,3 +314,32 @@ def _ta1_segments(text: str) -> list[list[str]]:
     sets, reader = read_x12(text, name="ta1")
     assert sets == [] and reader.findings == []
     return reader.interchanges[0].ta1
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        ("{CustNum: {source: RMR02}}", "'CustNum' cannot be mapped"),
+        ("{InvoiceNum: {source: RMR09}}", "source 'RMR09': expected"),
+        ("{InvoiceNum: {source: RMR02, extract: '(INV'}}", "extract: not a valid regular expression"),
+        ("{InvoiceNum: {source: RMR02, value: '1'}}", "give exactly one of source or value"),
+        ("{CheckRef: {source: TRN02, find: {by: LegalNumber}}}", "CheckRef.find: name service and entity_set"),
+    ],
+)
+def test_mapping_configuration_errors_are_located(mapping: str, message: str) -> None:
+    from ml_connector.config import parse_flows
+    from ml_connector.errors import ConfigError
+
+    text = f"""flows:
+  remit:
+    direction: inbound
+    epicor: k
+    sftp: s
+    folder: /in
+    entity: cash-receipts
+    constants: {{GroupID: CASH01}}
+    format: {{type: x12, mapping: {mapping}}}
+"""
+    with pytest.raises(ConfigError, match=message) as exc:
+        parse_flows(text, "flows.yaml")
+    assert "flows.yaml:9: flow 'remit': format.mapping" in str(exc.value)

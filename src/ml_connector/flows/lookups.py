@@ -14,18 +14,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 
-from ..config import KineticFind, X12FieldMap
+from ..config import FIND_DEFAULTS, KineticFind, X12FieldMap
 from ..formats.x12.remit820 import PaymentAdvice
 from ..kinetic import odata
 
-# Where a target is found when the mapping's find step does not say (service, entity set).
-DEFAULT_FIND = {
-    "InvoiceNum": ("Erp.BO.ARInvoiceSvc", "ARInvoices"),
-    "VendorID": ("Erp.BO.VendorSvc", "Vendors"),
-    "CustID": ("Erp.BO.CustomerSvc", "Customers"),
-    "CheckRef": ("Erp.BO.ARInvoiceSvc", "ARInvoices"),
-    "CheckNum": ("Erp.BO.PaymentEntrySvc", "PaymentEntries"),
-}
 ROW_CAP = 100  # Kinetic returns at most this many rows per call (reference/epicor-kinetic-api.md)
 VALUES_PER_QUERY = 49  # with $top=ROW_CAP, a value matching two rows is still seen as ambiguous
 
@@ -38,7 +30,7 @@ class QueryClient(Protocol):
 
 
 def _where(target: str, find: KineticFind) -> tuple[str, str, str]:
-    service, entity_set = DEFAULT_FIND.get(target, ("", ""))
+    service, entity_set = FIND_DEFAULTS.get(target, ("", ""))
     return find.service or service, find.entity_set or entity_set, find.returns or target
 
 

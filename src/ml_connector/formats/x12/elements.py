@@ -11,7 +11,7 @@ wrong field unnoticed.
 Types: ``ID`` code value, ``AN`` string, ``R`` decimal number, ``N0``/``N2`` implied-decimal
 integer, ``DT`` date, ``TM`` time, ``C`` composite (not checked below the element). Length
 counts characters; for numbers it counts digits only (sign and decimal point are free), as
-X12 section B.1.1.3.1 defines.
+the X12 standard counts them.
 """
 
 from __future__ import annotations
@@ -53,9 +53,6 @@ class ElementSpec:
 
 def _e(ref: str, req: str, type_: str, lo: int, hi: int, codes: str | None = None, used: bool = True) -> ElementSpec:
     return ElementSpec(ref, req, type_, lo, hi, frozenset(codes.split()) if codes else None, used)
-
-
-_ID_30 = 30  # reference identifications: 30 in 004010, 50 in 005010 (reference/x12.md 2.4)
 
 
 def _tables(id_len: int, five: bool) -> dict[str, tuple[ElementSpec, ...]]:
@@ -166,7 +163,8 @@ def _tables(id_len: int, five: bool) -> dict[str, tuple[ElementSpec, ...]]:
 
 
 TABLES: dict[str, dict[str, tuple[ElementSpec, ...]]] = {
-    "004010": _tables(_ID_30, five=False),
+    # Reference identifications grow from 30 to 50 characters in 005010 (reference/x12.md 2.4).
+    "004010": _tables(30, five=False),
     "005010": _tables(50, five=True),
 }
 DECLARED = frozenset(TABLES["004010"])

@@ -62,7 +62,7 @@ def _tables(id_len: int, five: bool) -> dict[str, tuple[ElementSpec, ...]]:
            _e("569", "C", "ID", 1, 3, used=False), _e("508", "C", "AN", 1, 35, used=False)]  # fmt: skip
     return {
         "BPR": (
-            _e("305", "M", "ID", 1, 2, "C D I P U X H Z"),
+            _e("305", "M", "ID", 1, 2),  # its code list grew across releases: length-checked only
             _e("782", "M", "R", 1, 18),
             _e("478", "M", "ID", 1, 1, "C D"),
             _e("591", "M", "ID", 3, 3),

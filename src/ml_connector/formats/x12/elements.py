@@ -78,7 +78,8 @@ def _tables(id_len: int, five: bool) -> dict[str, tuple[ElementSpec, ...]]:
         "TRN": (
             _e("481", "M", "ID", 1, 2),
             _e("127", "M", "AN", 1, id_len),
-            _e("509", "O", "AN", 10, 10),
+            # TRN03 should be "1" + EIN (10 characters); 9-digit EINs are common and we do not use it.
+            _e("509", "O", "AN", 10, 10, used=False),
             _e("127", "O", "AN", 1, id_len),
         ),
         "CUR": (

@@ -329,3 +329,22 @@ def test_dry_run_sample_for_a_fixed_width_flow(sqlite_env: Env) -> None:
     assert good.files[0]["records"] == 3 and good.preview[0]["InvoiceNum"] == "NW-88001"
     assert good.preview[0]["InvoiceDate"] == "2026-11-20T00:00:00"
     assert env.store.ledger.files(flow="batch-in") == []
+
+
+def test_partner_policy_accept_notes_errors_and_never_posts_a_shifted_payee(sqlite_env: Env) -> None:
+    env = key_auth(sqlite_env)
+    env.flows(x12_flow("pay-in", "ap-payments", "{type: x12, on_element_error: accept}", "CHK01"))
+    drop_partner(env, "820_n1_shifted.edi")
+    result = env.run("pay-in")
+    assert result.exit_code == 1
+    # accepted with errors noted: the 997 says E and lists the element errors
+    segs = ack_segments(env, ".997")
+    assert [s for s in segs if s[0] in ("AK4", "AK5")] == [
+        ["AK4", "3", "66", "5", "DISTRIBUTION"],
+        ["AK4", "5", "706", "5", "DISTRIB01"],
+        ["AK5", "E", "5"],
+    ]
+    # ... but the faulty N1 was left out, so nothing is posted to a payee "ACME" / vendor "92"
+    assert env.kinetic_rows("PaymentEntries", "Erp.BO.PaymentEntrySvc", "CheckNum eq 5001") == []
+    failed = env.store.ledger.records(result.files[0]["id"], ["failed"])
+    assert len(failed) == 1 and "N1*PE has no vendor id" in (failed[0].error or "")

@@ -274,4 +274,4 @@ def test_configuration_reference_has_no_python_repr_leftovers() -> None:
     assert "| `align` | left / right \\| None |" in doc
     assert "5 fields" in doc and "@daily" in doc  # the schedule rule the validator applies
     role = next(line for line in doc.splitlines() if line.startswith("| `role`"))
-    assert "label only" in role
+    assert "never posted" in role  # roles are read (docs/formats.md)

@@ -79,6 +79,15 @@ class Column(_Model):
     lookup_default: str | None = Field(
         None, description="result for a value missing from lookup (without it, such a value is an error)"
     )
+    from_header: str | None = Field(
+        None, description="fixed-width detail: take the value of this field of the file's header record"
+    )
+
+    @field_validator("from_header")
+    @classmethod
+    def _header_ref(cls, value: str | None) -> str | None:
+        # "header.BatchDate" and "BatchDate" name the same header field.
+        return value.removeprefix("header.") if value else value
 
     @model_validator(mode="after")
     def _one_source(self) -> Column:
@@ -134,12 +143,27 @@ class RecordLayout(_Model):
 
     code: str = Field(description="value of the record-type field for this layout")
     role: Literal["header", "detail", "trailer"] = Field(
-        "detail",
-        description="what the line is in the partner's spec; in this version a label only: every line is "
-        "read with its code's layout as a record of its own (header and trailer fields are not yet copied "
-        "onto details or checked)",
+        "detail", description="header/trailer lines are read by their own layout and never posted"
     )
     columns: list[Column]
+    count_field: str | None = Field(None, description="trailer: its column holding the number of detail records")
+    total_field: str | None = Field(None, description="trailer: its column holding a control total")
+    total_of: str | None = Field(None, description="trailer: the detail field summed for total_field (default: same)")
+
+    @model_validator(mode="after")
+    def _trailer_checks(self) -> RecordLayout:
+        fields = {c.field for c in self.columns}
+        for key in ("count_field", "total_field"):
+            value = getattr(self, key)
+            if value is None:
+                continue
+            if self.role != "trailer":
+                raise ValueError(f"{key}: only a trailer record carries counts and totals")
+            if value not in fields:
+                raise ValueError(f"{key}: {value!r} is not one of this record's columns")
+        if self.total_of is not None and self.total_field is None:
+            raise ValueError("total_of needs total_field")
+        return self
 
 
 class FixedWidthFormat(_Model):
@@ -165,10 +189,32 @@ class FixedWidthFormat(_Model):
             (f"records[{i}].columns", r.columns) for i, r in enumerate(self.records)
         ]:
             for i, col in enumerate(cols):
+                if col.from_header is not None:
+                    continue  # read from the header record, not from the line
                 if col.start is None or col.length is None:
                     raise ValueError(f"{name}[{i}]: fixed-width columns need start and length")
         if self.records and self.record_type is None:
             raise ValueError("records: a multi-record layout needs record_type")
+        roles = [r.role for r in self.records]
+        for role in ("header", "trailer"):
+            if roles.count(role) > 1:
+                raise ValueError(f"records: at most one {role} layout")
+        if self.records and "detail" not in roles:
+            raise ValueError("records: a layout needs at least one detail record")
+        header = next((r for r in self.records if r.role == "header"), None)
+        header_fields = {c.field for c in header.columns} if header else set()
+        for r in self.records:
+            for c in r.columns:
+                if c.from_header is not None and (r.role != "detail" or c.from_header not in header_fields):
+                    raise ValueError(
+                        f"records[{r.code}].{c.field}: from_header {c.from_header!r} needs a header layout "
+                        "with that field, on a detail record"
+                    )
+        details = {c.field for r in self.records if r.role == "detail" for c in r.columns}
+        for r in self.records:
+            summed = r.total_of or r.total_field
+            if r.total_field is not None and summed not in details:
+                raise ValueError(f"records[{r.code}]: total of {summed!r}: no detail record has that field")
         return self
 
 
@@ -209,12 +255,92 @@ class X12Partner(_Model):
         return self
 
 
+X12_SOURCES = re.compile(
+    r"^(TRN0[1-4]|BPR(0[1-9]|1[0-6])|CUR02|RMR0[1-8]|N1\.(PR|PE)\.N10[234]|REF\.[A-Z0-9]{2,3}|RMR\.REF\.[A-Z0-9]{2,3}"
+    r"|N1\.(PR|PE)\.REF\.[A-Z0-9]{2,3})$"
+)
+X12_TARGETS = ("CheckRef", "CheckNum", "VendorID", "InvoiceNum")
+# Where a mapping's find step looks when it names no service/entity set: (service, entity set).
+FIND_DEFAULTS = {"InvoiceNum": ("Erp.BO.ARInvoiceSvc", "ARInvoices"), "VendorID": ("Erp.BO.VendorSvc", "Vendors")}
+
+
+class KineticFind(_Model):
+    """Look the mapped value up in Kinetic by another field (e.g. an AR invoice by LegalNumber)."""
+
+    by: str = Field(description="Kinetic field the value is compared with, e.g. LegalNumber, PONum, Name, TaxPayerID")
+    service: str | None = Field(
+        None, description="default: Erp.BO.ARInvoiceSvc for InvoiceNum, Erp.BO.VendorSvc for VendorID"
+    )
+    entity_set: str | None = Field(None, description="default: ARInvoices for InvoiceNum, Vendors for VendorID")
+    returns: str | None = Field(None, description="field whose value replaces it; default: the target field")
+
+
+class X12FieldMap(_Model):
+    """Where one Epicor field comes from in an 820, and the transforms applied in order."""
+
+    source: str | None = Field(None, description="TRN02, RMR02, N1.PE.N104, REF.CK, RMR.REF.PO, BPR16 ...")
+    value: str | None = Field(None, description="a constant instead of a source")
+    extract: str | None = Field(None, description="regular expression; group 1 (or the whole match) is kept")
+    lookup: dict[str, str] | None = Field(None, description="translation table applied to the value")
+    lookup_default: str | None = None
+    default: str | None = Field(None, description="used when the source is absent or empty")
+    find: KineticFind | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> X12FieldMap:
+        if (self.source is None) == (self.value is None):
+            raise ValueError("give exactly one of source or value")
+        if self.source is not None and not X12_SOURCES.match(self.source):
+            raise ValueError(
+                f"source {self.source!r}: expected TRN01-04, BPR01-16, CUR02, RMR01-08, N1.PR|PE.N102-N104, "
+                "REF.<qualifier>, RMR.REF.<qualifier> or N1.PR|PE.REF.<qualifier>"
+            )
+        if self.extract is not None:
+            try:
+                re.compile(self.extract)
+            except re.error as exc:
+                raise ValueError(f"extract: not a valid regular expression ({exc})") from None
+        return self
+
+
 class X12Format(_Model):
     type: Literal["x12"]
     set: Literal["820", "810", "824", "997", "999", "TA1"] = "820"
     version: Literal["004010", "005010"] = "004010"
     partner: X12Partner = Field(default_factory=lambda: X12Partner())
-    ack: bool = Field(True, description="inbound: answer each functional group with a 997")
+    ack: Literal["997", "999", "none"] = Field(
+        "997", description="inbound: answer each functional group with a 997, a 999 (005010 partners) or nothing"
+    )
+    on_element_error: Literal["reject", "accept"] = Field(
+        "reject", description="a segment breaking its element table: reject the set (AK5 R) or accept it noted (E)"
+    )
+    on_amount_mismatch: Literal["warn", "reject"] | None = Field(
+        None, description="BPR02 differs from the sum of RMR04; default reject for payments, else warn"
+    )
+    mapping: dict[str, X12FieldMap] = Field(
+        default_factory=dict, description="inbound 820: Epicor field -> source element and transforms"
+    )
+
+    @field_validator("ack", mode="before")
+    @classmethod
+    def _ack_bool(cls, value: Any) -> Any:
+        # Older files say ack: true/false; true always meant a 997.
+        if value is True:
+            return "997"
+        if value is False:
+            return "none"
+        return value
+
+    @field_validator("mapping")
+    @classmethod
+    def _targets(cls, value: dict[str, X12FieldMap]) -> dict[str, X12FieldMap]:
+        for key, spec in value.items():
+            if key not in X12_TARGETS:
+                raise ValueError(f"{key!r} cannot be mapped (mappable: {', '.join(X12_TARGETS)})")
+            find = spec.find
+            if find is not None and key not in FIND_DEFAULTS and not (find.service and find.entity_set):
+                raise ValueError(f"{key}.find: name service and entity_set (no default for {key})")
+        return value
 
 
 Format = Annotated[CsvFormat | FixedWidthFormat | X12Format, Field(discriminator="type")]

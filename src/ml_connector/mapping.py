@@ -112,6 +112,10 @@ def resolve_format(flow: OutboundFlow | InboundFlow) -> CsvFormat | FixedWidthFo
         if entity not in defaults:
             raise ConfigError(f"entity {entity}: no default {fmt.type} columns; list format.columns")
         columns = list(defaults[entity])
+    if not columns and isinstance(fmt, FixedWidthFormat) and fmt.records:
+        # A multi-record layout maps its detail records (headers and trailers are never posted).
+        columns = [c for r in fmt.records if r.role == "detail" for c in r.columns]
+        columns = list({c.field: c for c in columns}.values())
     known = {c.field for c in columns}
     for field in [*fmt.overrides, *fmt.omit]:
         if field not in known:

@@ -23,6 +23,8 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("Fixed-width record layout", c.RecordLayout, "flows.NAME.format.records[]"),
     ("X12 format (`format.type: x12`)", c.X12Format, "flows.NAME.format"),
     ("X12 partner envelope", c.X12Partner, "flows.NAME.format.partner"),
+    ("X12 field mapping (inbound 820)", c.X12FieldMap, "flows.NAME.format.mapping.FIELD"),
+    ("Kinetic look-up of a mapped value", c.KineticFind, "flows.NAME.format.mapping.FIELD.find"),
     ("Column", c.Column, "format.columns[]"),
     ("Column override", c.ColumnOverride, "format.overrides.FIELD"),
     ("Alerts", c.AlertsConfig, "alerts"),
@@ -98,6 +100,7 @@ def render() -> str:
             kind = _type(info)
             lines.append(f"| `{name}` | {kind} | {_default(info)} | {desc} |")
         lines.append("")
+    lines += X12_DEFAULTS
     lines += [
         "## Example",
         "",
@@ -107,6 +110,30 @@ def render() -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+X12_DEFAULTS = [
+    "## Default X12 820 mappings (inbound)",
+    "",
+    "What an inbound 820 becomes when `format.mapping` names nothing (docs/formats.md explains each).",
+    "`mapping.FIELD` replaces one line of this table: `source` (an element such as `RMR02`, `N1.PE.N104`,",
+    "`REF.CK`, `RMR.REF.PO`), then `extract`, `lookup`/`lookup_default`, `default`, or a constant `value`,",
+    "then `find` (a Kinetic look-up by another field, batched under the 100-row cap).",
+    "",
+    "| entity | Epicor field | default source | notes |",
+    "|---|---|---|---|",
+    "| cash-receipts | `CheckRef` | TRN02 | first 30 characters |",
+    "| cash-receipts | `TranAmt`, `DocTranAmt` | BPR02 | equals the sum of RMR04 (else `on_amount_mismatch`) |",
+    "| cash-receipts | `TranDate` | BPR16 | |",
+    "| cash-receipts | `InvoiceNum` (per line) | RMR02 | must be a whole number naming an AR invoice; else map it |",
+    "| cash-receipts | `TranAmt` (per line) | RMR04 | |",
+    "| cash-receipts | `CustNum` | the first line's AR invoice | |",
+    "| ap-payments | `CheckNum` | TRN02 | must be a whole number |",
+    "| ap-payments | `VendorID` | N1.PE.N104 | must be a Kinetic VendorID; else map it or `find` it |",
+    "| ap-payments | `CheckDate`, `CheckAmt` | BPR16, BPR02 | |",
+    "| ap-payments | `InvoiceNum`, `TranAmt` (per line) | RMR02, RMR04 | |",
+    "",
+]
 
 
 EXAMPLE = """

@@ -249,10 +249,13 @@ def test_fixed_width_golden_and_round_trip() -> None:
     w.write({"VendorID": "V200", "Name": "Credit", "InvoiceAmt": Decimal("-12.34")}, "D")
     w.write({"Count": 2}, "T")
     check_golden("vendors.txt", out.getvalue())
-    recs = list(FixedWidthReader(io.BytesIO(out.getvalue()), FW_FMT, "out.txt"))
-    assert [r.record_type for r in recs] == ["H", "D", "D", "T"]
-    assert recs[1].values == {"VendorID": "V100", "Name": "Northwind Supply", "InvoiceAmt": Decimal("1250.50")}
-    assert recs[2].values["InvoiceAmt"] == Decimal("-12.34") and recs[3].values["Count"] == 2
+    reader = FixedWidthReader(io.BytesIO(out.getvalue()), FW_FMT, "out.txt")
+    recs = list(reader)
+    # header and trailer are read by their own layouts and never become records to post
+    assert [r.record_type for r in recs] == ["D", "D"] and [r.index for r in recs] == [0, 1]
+    assert recs[0].values == {"VendorID": "V100", "Name": "Northwind Supply", "InvoiceAmt": Decimal("1250.50")}
+    assert recs[1].values["InvoiceAmt"] == Decimal("-12.34")
+    assert reader.header == {"BatchDate": date(2026, 11, 23)} and reader.trailer == {"Count": 2}
 
 
 def test_fixed_width_refuses_to_truncate_and_locates_errors() -> None:
@@ -263,7 +266,8 @@ def test_fixed_width_refuses_to_truncate_and_locates_errors() -> None:
     ):
         w.render({"VendorID": "V1", "Name": "A name far too long for twenty"}, "D")
     data = b"DV100    Northwind           00000abc00\r\nX\r\nD\r\n"
-    recs = list(FixedWidthReader(io.BytesIO(data), FW_FMT, "in.txt"))
+    details_only = FW_FMT.model_copy(update={"records": [FW_FMT.records[1]]})
+    recs = list(FixedWidthReader(io.BytesIO(data), details_only, "in.txt"))
     assert recs[0].error == "in.txt: line 1: column 30: InvoiceAmt: 'abc00' is not a valid decimal"
     assert recs[1].error is not None and "unknown record type 'X' at columns 1-1" in recs[1].error
     assert recs[2].error is not None and "line 3" in recs[2].error and "VendorID" in recs[2].error

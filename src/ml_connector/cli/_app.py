@@ -802,13 +802,21 @@ def run(
     ctx: typer.Context,
     flow: Annotated[str, typer.Argument(help="flow name in flows.yaml")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="extract or parse and show; change nothing")] = False,
-    file: FlowsOpt = None,
+    sample: Annotated[
+        Path | None,
+        typer.Option("--file", help="with --dry-run: parse this local file (inbound) instead of the SFTP folder"),
+    ] = None,
+    file: Annotated[Path | None, typer.Option("--flows", "-f", help="flows.yaml [default: in home]")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON summary")] = False,
 ) -> None:
     """Run one flow now: exit 0 ok, 1 failed records/files, 2 config, 3 connection/auth, 4 locked,
     130 Ctrl-C, 143 stopped by SIGTERM after its current step."""
     from .run import run_command
 
+    if sample is not None and not dry_run:
+        raise UsageError("--file PATH previews a local file: use it with --dry-run")
+    if sample is not None and not sample.is_file():
+        raise UsageError(f"--file {sample}: no such file")
     flows_file = _load_flows(_flows_path(ctx, file))
     flows = flows_file.flows
     if flow not in flows:
@@ -817,8 +825,10 @@ def run(
     home = _state(ctx).home
     store = _open_store(ctx)
     try:
+        if sample is not None and flows[flow].direction != "inbound":
+            raise UsageError(f"--file previews inbound files; flow {flow!r} is outbound")
         code = run_command(home, store, flow, flows[flow], dry_run=dry_run, as_json=as_json, console=out,
-                           alerts=flows_file.alerts)  # fmt: skip
+                           alerts=flows_file.alerts, sample=sample)  # fmt: skip
     finally:
         store.close()
     raise typer.Exit(code)

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import signal
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -61,7 +62,7 @@ class RichProgress(RunProgress):
 
 def run_command(home: Home, store: Store, name: str, flow: OutboundFlow | InboundFlow, *, dry_run: bool,
                 as_json: bool, console: Console, trigger: str = "cli",
-                alerts: AlertsConfig | None = None) -> int:  # fmt: skip
+                alerts: AlertsConfig | None = None, sample: Path | None = None) -> int:  # fmt: skip
     """One run with progress, SIGTERM = finish the current step, Ctrl-C recorded; then alerts and the summary."""
     progress = RichProgress(console if not as_json else Console(quiet=True))
     observe = _log_event if log.isEnabledFor(logging.INFO) else None
@@ -84,7 +85,7 @@ def run_command(home: Home, store: Store, name: str, flow: OutboundFlow | Inboun
         except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no signals here
             handled = False
         try:
-            result = await run_flow(ctx, name, flow, dry_run=dry_run)
+            result = await run_flow(ctx, name, flow, dry_run=dry_run, sample=sample)
         finally:
             if handled:
                 loop.remove_signal_handler(signal.SIGTERM)
@@ -172,13 +173,43 @@ def print_summary(result: RunResult, console: Console) -> None:
             files.add_row(*[_cell(f.get(k)) for k in keys])
         console.print(files)
     if result.preview:
-        console.print("first records:", highlight=False)
+        console.print("records that would be posted:" if result.state == "dry-run" else "first records:",
+                      highlight=False)  # fmt: skip
         for row in result.preview:
-            console.print("  " + json.dumps(row, default=str), highlight=False, markup=False)
+            if "trace" in row and "lines" in row:
+                _print_advice(row, console)
+            else:
+                console.print("  " + json.dumps(row, default=str), highlight=False, markup=False)
+    for f in result.files:
+        for problem in f.get("problems") or []:
+            console.print(f"  {f.get('name')}: {problem}", highlight=False, markup=False)
+        for text in f.get("acks") or []:
+            console.print(f"acknowledgment that would be sent for {f.get('name')}:", highlight=False)
+            console.print(text, highlight=False, markup=False)
     if result.error:
         console.print(f"[red]error:[/] {result.error}", highlight=False)
     if result.run_id and result.run_id != "dry-run":
         console.print(f"audit trail: ml-connector audit --run {result.run_id[:8]}", highlight=False)
+
+
+def _print_advice(row: dict[str, Any], console: Console) -> None:
+    """One 820 payment as a person reads it: trace, parties, amounts, then each remittance line."""
+    payer, payee = row.get("payer") or {}, row.get("payee") or {}
+    lines = [
+        f"  {row.get('record')}: trace {row.get('trace')}  {row.get('method')} {row.get('amount')} "
+        f"{row.get('currency') or ''}  date {row.get('date') or '-'}",
+        f"    payer {payer.get('name')!s} ({payer.get('qualifier') or '-'} {payer.get('id') or '-'})"
+        f"  payee {payee.get('name')!s} ({payee.get('qualifier') or '-'} {payee.get('id') or '-'})",
+        f"    BPR02 {row.get('amount')}  sum of RMR04 {row.get('sum_rmr04')}"
+        + (f"  MISMATCH {row['mismatch']}" if "mismatch" in row else ""),
+    ]
+    if row.get("mapped"):
+        lines.append("    mapped " + ", ".join(f"{k}={v}" for k, v in row["mapped"].items()))
+    for ln in row.get("lines", []):
+        extra = "".join(f" {k} {ln[k]}" for k in ("invoice_amount", "discount", "adjustments") if k in ln)
+        lines.append(f"    {ln['qualifier']} {ln['invoice']}: paid {ln['paid']}{extra}")
+    for text in lines:
+        console.print(text, highlight=False, markup=False)
 
 
 def _cell(value: Any) -> str:

@@ -11,6 +11,7 @@ with the open ledger rows, so memory does not grow with the file.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,15 +31,14 @@ from ..errors import (
 from ..formats.coerce import FormatError
 from ..formats.csvfile import CsvReader
 from ..formats.fixedwidth import FixedWidthReader
-from ..formats.x12 import read_x12
-from ..formats.x12.acks import build_997, build_ta1, read_acks
-from ..formats.x12.model import InterchangeSummary, TransactionSet, X12ParseError
-from ..formats.x12.remit820 import PaymentAdvice, interpret_820
+from ..formats.x12.model import InterchangeSummary, TransactionSet
+from ..formats.x12.remit820 import PaymentAdvice
 from ..kinetic import KineticClient, odata
 from ..mapping import inbound_mapper, json_safe, natural_key, resolve_format
 from ..sftp import SftpClient
 from ..sftp.client import RemoteFile, join
 from ..store.ledger import INBOUND_OPEN, FileRow
+from . import x12_inbound
 from .base import FlowRun
 from .context import AuditBuffer, RunContext, RunResult, failpoint
 
@@ -73,17 +73,13 @@ class FileRejected(RecordError):
         self.problems = problems or []
 
 
-def _ack_partner_key(ic: InterchangeSummary) -> str:
-    """Our reply goes from their receiver to their sender: the same counter as outbound."""
-    (sq, sid), (rq, rid) = ic.sender, ic.receiver
-    return f"{rq}:{rid}>{sq}:{sid}"
-
-
 class InboundRun(FlowRun):
     direction = "inbound"
 
-    def __init__(self, ctx: RunContext, name: str, flow: InboundFlow, *, dry_run: bool = False) -> None:
+    def __init__(self, ctx: RunContext, name: str, flow: InboundFlow, *, dry_run: bool = False,
+                 sample: Path | None = None) -> None:  # fmt: skip
         super().__init__(ctx, name, flow)
+        self.sample = sample  # dry run on this local file instead of the SFTP folder
         self.flow: InboundFlow = flow
         self.dry_run = dry_run
         self.fmt = resolve_format(flow)
@@ -250,55 +246,17 @@ class InboundRun(FlowRun):
                 yield Parsed(rec.index, rec.position, fields, None, natural_key(self.flow.entity, fields))
 
     def _read_x12(self, f: FileRow) -> X12Parse:
-        assert f.local_path is not None
-        data = Path(f.local_path).read_bytes()
-        try:
-            sets, reader = read_x12(data, name=f.name)
-        except X12ParseError as exc:
-            message = str(exc) if str(exc).startswith(f.name) else f"{f.name}: {exc}"
-            raise FileRejected(message, [{"where": f.name, "message": str(exc)}]) from None
-        out = X12Parse(sets, reader.interchanges)
-        if self.flow.entity == "acknowledgments":
-            first = reader.interchanges[0] if reader.interchanges else None
-            ours = ":".join(first.receiver) if first else ""
-            theirs = ":".join(first.sender) if first else ""
-            for idx, status in enumerate(read_acks(sets, reader.interchanges)):
-                where = f"{status.kind} " + (
-                    f"interchange {status.interchange}"
-                    if status.interchange
-                    else f"group {status.group}" + (f" set {status.set_control}" if status.set_control else "")
-                )
-                out.records.append(Parsed(idx, where, {"status": status, "ours": ours, "theirs": theirs}, None, where))
-            return out
-        for idx, ts in enumerate(sets):
-            where = (
-                f"interchange {ts.interchange.control_number} group {ts.group.control_number} "
-                f"set {ts.id} {ts.summary.st02}"
-            )
-            if ts.id != "820":
-                out.records.append(Parsed(idx, where, None, f"{where}: transaction set {ts.id} is not an 820"))
-                continue
-            advice, _findings = interpret_820(ts, f.name)
-            errors = [
-                x for x in [*ts.interchange.findings, *ts.group.findings, *ts.summary.findings] if x.severity == "error"
-            ]
-            if advice is None or errors:
-                message = "; ".join(str(x) for x in errors[:5]) or f"{where}: not a usable 820"
-                out.records.append(Parsed(idx, where, None, message))
-                continue
-            out.records.append(Parsed(idx, where, {"advice": advice}, None, advice.trace_number))
-        return out
+        return x12_inbound.read_x12_file(self, f)
 
     async def _parse(self, sftp: SftpClient, f: FileRow) -> FileRow:
         self.ledger.clear_records(f.id)  # a crash mid-parse left a partial list; nothing was posted
         assert f.sha256 is not None
         acks: list[str] = []
         if isinstance(self.fmt, X12Format):
-            parsed = self._read_x12(f)
-            duplicate = await self._check_interchanges(sftp, f, parsed)
-            if duplicate:
+            read = await x12_inbound.parse_x12(self, sftp, f)
+            if read is None:  # a re-sent interchange: TA1 025, file rejected
                 return self.ledger.file(f.id) or f
-            acks = await self._acknowledge(sftp, f, parsed)
+            parsed, acks = read
             records: Any = iter(parsed.records)
         else:
             try:
@@ -343,74 +301,6 @@ class InboundRun(FlowRun):
         if bad:
             self.result.bump("records_failed", bad)
         return self.ledger.file(f.id) or f
-
-    async def _check_interchanges(self, sftp: SftpClient, f: FileRow, parsed: X12Parse) -> bool:
-        """A duplicate ISA13 from the same sender: TA1 025, no posting, file to the error folder."""
-        for ic in parsed.interchanges:
-            sender, receiver = ":".join(ic.sender), ":".join(ic.receiver)
-            known = self.ledger.interchange("inbound", sender, receiver, ic.control_number)
-            if known is not None and known["file_id"] != f.id:
-                isa13 = self.ctx.store.control_numbers.allocate(_ack_partner_key(ic), "ISA")[0]
-                ta1 = build_ta1(ic, isa13=isa13, when=datetime.now(UTC), note="025", ack="R")
-                acks = [await self._write_ack(sftp, f, ta1, f"{f.name}.{f.id}.ta1")] if self.flow.ack_folder else []
-                message = (
-                    f"{f.name}: interchange {ic.control_number} from {sender} was already received "
-                    f"(file {known['file_id']}); rejected with TA1 025"
-                )
-                self.ledger.update_file(f.id, state="duplicate", error=message, details={"acks": acks})
-                self.audit(
-                    "alert.duplicate_interchange",
-                    subject=f.remote_path,
-                    outcome="error",
-                    details={"isa13": ic.control_number, "sender": sender, "first_file": known["file_id"]},
-                )
-                self.result.bump("files_duplicate")
-                await self._move(
-                    sftp,
-                    self.ledger.file(f.id) or f,
-                    self.flow.error_folder,
-                    sidecar={"reason": message, "problems": [{"where": f.name, "message": message}]},
-                )
-                return True
-        for ic in parsed.interchanges:
-            self.ledger.add_interchange(
-                direction="inbound",
-                sender=":".join(ic.sender),
-                receiver=":".join(ic.receiver),
-                control_number=ic.control_number,
-                file_id=f.id,
-                groups={g.control_number: {"sets": len(g.sets)} for g in ic.groups},
-                state="received",
-            )
-        return False
-
-    async def _acknowledge(self, sftp: SftpClient, f: FileRow, parsed: X12Parse) -> list[str]:
-        """A 997 per interchange (never for 997/999/TA1 groups); a TA1 when asked or on envelope errors."""
-        assert isinstance(self.fmt, X12Format)
-        if not self.fmt.ack or not self.flow.ack_folder or self.flow.entity == "acknowledgments":
-            return []
-        written = []
-        when = datetime.now(UTC)
-        for n, ic in enumerate(parsed.interchanges):
-            key = _ack_partner_key(ic)
-            if any(x.level == "interchange" for x in ic.findings) or ic.isa[14:15] == ["1"]:
-                isa13 = self.ctx.store.control_numbers.allocate(key, "ISA")[0]
-                written.append(
-                    await self._write_ack(sftp, f, build_ta1(ic, isa13=isa13, when=when), f"{f.name}.{f.id}.{n}.ta1")
-                )
-            if not ic.groups:
-                continue
-            isa13 = self.ctx.store.control_numbers.allocate(key, "ISA")[0]
-            gs06 = self.ctx.store.control_numbers.allocate(key, "GS")[0]
-            plan = build_997(ic, isa13=isa13, gs06=gs06, st02_start=1, when=when)
-            if plan.text is not None:
-                written.append(await self._write_ack(sftp, f, plan.text, f"{f.name}.{f.id}.{n}.997"))
-                self.audit(
-                    "x12.ack_sent",
-                    subject=f.remote_path,
-                    details={"kind": "997", "groups": plan.groups_acknowledged, "ak9": plan.ak9_codes},
-                )
-        return written
 
     async def _write_ack(self, sftp: SftpClient, f: FileRow, text: str, name: str) -> str:
         """Written once: the name is fixed per inbound file, so a resumed run finds it already there."""
@@ -527,6 +417,19 @@ class InboundRun(FlowRun):
 
     async def _prepare(self, k: KineticClient, batch: list[Parsed]) -> Callable[[Parsed], Awaitable[dict[str, Any]]]:
         """Batched lookups for a batch, and the function that posts one record."""
+        await x12_inbound.resolve_batch_lookups(self, k, batch)  # X12 mapping 'find' steps
+        poster = await self._prepare_entity(k, batch)
+
+        async def guarded(rec: Parsed) -> dict[str, Any]:
+            if rec.fields and rec.fields.get("lookup_error"):
+                raise RecordError(str(rec.fields["lookup_error"]))
+            return await poster(rec)
+
+        return guarded
+
+    async def _prepare_entity(
+        self, k: KineticClient, batch: list[Parsed]
+    ) -> Callable[[Parsed], Awaitable[dict[str, Any]]]:
         entity = self.flow.entity
         if entity == "vendors":
             found = await k.find("vendors", [r.fields for r in batch if r.fields])
@@ -833,8 +736,16 @@ class InboundRun(FlowRun):
     # --- dry run --------------------------------------------------------------------------------
 
     async def _dry_run(self) -> RunResult:
-        """List, download to scratch and parse; show what would be posted. Nothing is changed."""
+        """List, download to scratch and parse; show what would be posted. Nothing is changed.
+
+        With ``sample`` (``run --dry-run --file PATH``) the local file is parsed instead and no
+        SFTP server, Kinetic or ledger row is touched.
+        """
         self.result.state = "dry-run"
+        if self.sample is not None:
+            sha = hashlib.sha256(self.sample.read_bytes()).hexdigest()
+            self._preview_file(self.sample.name, str(self.sample), self.sample.stat().st_size, sha)
+            return self.result
         scratch = self.ctx.staging / "dry-run" / self.name
         audit = AuditBuffer(self.ctx.store, self.name, None)
         audit.limit = 10**9  # never written
@@ -848,42 +759,52 @@ class InboundRun(FlowRun):
             )
             for remote in listing.ready:
                 local = await sftp.download(remote, scratch)
-                fake = FileRow(
-                    0,
-                    self.name,
-                    "inbound",
-                    remote.path,
-                    remote.size,
-                    remote.mtime,
-                    local.sha256,
-                    "downloaded",
-                    str(local.path),
-                    None,
-                    None,
-                    {},
-                    datetime.now(UTC),
-                    datetime.now(UTC),
-                )
-                entry: dict[str, Any] = {"name": remote.name, "records": 0, "bad": 0, "problems": []}
                 try:
-                    recs = self._read_x12(fake).records if isinstance(self.fmt, X12Format) else self._records(fake)
-                    for rec in recs:
-                        entry["records"] += 1
-                        if rec.error:
-                            entry["bad"] += 1
-                            if len(entry["problems"]) < 5:
-                                entry["problems"].append(f"{rec.position}: {rec.error}")
-                        elif len(self.result.preview) < 5 and rec.fields:
-                            self.result.preview.append(
-                                {k: json_safe(v) for k, v in rec.fields.items() if k not in ("advice", "status")}
-                                or {"record": rec.position}
-                            )
-                except (FileRejected, FormatError) as exc:
-                    entry["error"] = str(exc)
-                local.path.unlink(missing_ok=True)
-                self.result.files.append(entry)
-                self.result.bump("records", entry["records"])
+                    self._preview_file(remote.name, str(local.path), remote.size, local.sha256, remote.path)
+                finally:
+                    local.path.unlink(missing_ok=True)
         return self.result
+
+    def _preview_file(self, name: str, local: str, size: int, sha256: str, remote_path: str | None = None) -> None:
+        """Parse one local copy with the flow's layout and mapping; add what would be posted."""
+        now = datetime.now(UTC)
+        # An in-memory row for the readers (never stored): they only read its name and path.
+        fake = FileRow(0, self.name, "inbound", remote_path or local, size, 0, sha256, "downloaded", local,
+                       None, None, {}, now, now)  # fmt: skip
+        entry: dict[str, Any] = {"name": name, "records": 0, "bad": 0, "problems": []}
+        limit = 50 if isinstance(self.fmt, X12Format) else 5
+        try:
+            if isinstance(self.fmt, X12Format):
+                parsed = self._read_x12(fake)
+                recs: Any = parsed.records
+                entry["acks"] = (
+                    x12_inbound.dry_run_acks(self.fmt, parsed) if self.flow.entity != "acknowledgments" else []
+                )
+            else:
+                recs = self._records(fake)
+            for rec in recs:
+                entry["records"] += 1
+                if rec.error:
+                    entry["bad"] += 1
+                    if len(entry["problems"]) < 20:
+                        entry["problems"].append(f"{rec.position}: {rec.error}")
+                elif len(self.result.preview) < limit and rec.fields:
+                    advice = rec.fields.get("advice")
+                    if advice is not None:
+                        self.result.preview.append(
+                            {"file": name, "record": rec.position, **x12_inbound.preview(advice)}
+                        )
+                    else:
+                        self.result.preview.append(
+                            {k: json_safe(v) for k, v in rec.fields.items() if k != "status"}
+                            or {"record": rec.position}
+                        )
+        except (FileRejected, FormatError) as exc:
+            entry["error"] = str(exc)
+        self.result.files.append(entry)
+        self.result.bump("records", entry["records"])
+        if entry["bad"] or "error" in entry:
+            self.result.bump("records_failed", entry["bad"])
 
 
 def _chain(first: Parsed | None, rest: Iterator[Parsed]) -> Iterator[Parsed]:
@@ -892,5 +813,6 @@ def _chain(first: Parsed | None, rest: Iterator[Parsed]) -> Iterator[Parsed]:
     yield from rest
 
 
-async def run_inbound(ctx: RunContext, name: str, flow: InboundFlow, *, dry_run: bool = False) -> RunResult:
-    return await InboundRun(ctx, name, flow, dry_run=dry_run).run()
+async def run_inbound(ctx: RunContext, name: str, flow: InboundFlow, *, dry_run: bool = False,
+                      sample: Path | None = None) -> RunResult:  # fmt: skip
+    return await InboundRun(ctx, name, flow, dry_run=dry_run, sample=sample).run()

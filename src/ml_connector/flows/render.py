@@ -6,7 +6,7 @@ import hashlib
 import io
 import os
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -70,8 +70,9 @@ class Renderer:
 class FlatRenderer(Renderer):
     """CSV or fixed-width rows through a 64 KiB buffer into the hashing sink."""
 
-    def __init__(self, sink: HashingFile, fmt: CsvFormat | FixedWidthFormat) -> None:
+    def __init__(self, sink: HashingFile, fmt: CsvFormat | FixedWidthFormat, when: datetime | None = None) -> None:
         super().__init__(sink)
+        self._when = when or datetime.now(UTC)
         self._buffer = io.BufferedWriter(sink, 1 << 16)
         self._w: CsvWriter | FixedWidthWriter
         if isinstance(fmt, CsvFormat):
@@ -81,12 +82,16 @@ class FlatRenderer(Renderer):
                 self._w.write_header()
         else:
             self._w = FixedWidthWriter(self._buffer, fmt, name=sink.path.name)
+            # Header first; the trailer at finish() carries the count and total of what was written.
+            self._w.write_header(self._when)
 
     def write(self, row: Mapping[str, Any], where: str) -> None:
         self._w.write(row)
         self.records += 1
 
     def finish(self) -> None:
+        if isinstance(self._w, FixedWidthWriter):
+            self._w.write_trailer(self._when)
         self._buffer.flush()
         self._buffer.detach()  # the sink closes itself; a dangling buffer would flush into it later
         super().finish()

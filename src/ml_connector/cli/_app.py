@@ -137,6 +137,9 @@ def add_epicor(
     password_stdin: SecretStdin = False,
     timeout: Annotated[float, typer.Option(help="HTTP timeout, seconds")] = 30.0,
     ca_bundle: Annotated[Path | None, typer.Option(help="CA bundle (PEM) for an instance with a private CA")] = None,
+    datetime_literal: Annotated[
+        str, typer.Option(help="$filter datetimes: zoned (2026-01-31T00:00:00Z) or naive (no zone)")
+    ] = "zoned",
     api_key: Refused = None,
     password: Refused = None,
 ) -> None:
@@ -162,6 +165,7 @@ def add_epicor(
         password=pw,
         timeout_s=timeout,
         ca_bundle=str(ca_bundle.resolve()) if ca_bundle else None,
+        datetime_literal=datetime_literal,
     )
     if ca_bundle and not ca_bundle.is_file():
         raise UsageError(f"--ca-bundle {ca_bundle}: not a file")

@@ -67,7 +67,7 @@ from .kinetic_schema import SERVICES, SPECS, TABLES, GetNew, ServiceSpec, metada
 
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 TERMS_CODES = {"N30": 30, "N45": 45, "N60": 60, "2/10N30": 30, "COD": 0}
-DISPLAY_FIELDS = {"VendorNumVendorID", "VendorNumName"}
+DISPLAY_FIELDS = {"VendorNumVendorID", "VendorNumName", "CustNumCustID", "CustNumName"}
 # Methods beyond GetNew… each service answers (GetNew… come from kinetic_schema.SERVICES).
 COMMON_METHODS = ("GetByID", "GetList", "GetRows", "Update", "UpdateExt", "DeleteByID")
 SERVICE_METHODS: dict[str, tuple[str, ...]] = {

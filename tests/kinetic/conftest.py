@@ -58,9 +58,8 @@ def serve(options: SandboxOptions) -> Iterator[Running]:
 
 @pytest.fixture
 def sandbox() -> Iterator[Running]:
-    # Transitional: the current client predates the strict sandbox (issue 13), so the tests that
-    # drive it get the old, lenient behaviour. The client rewrite removes this.
-    yield from serve(SandboxOptions.lenient(api_key="sandbox-key-Q7", users={"manager": "mgr-pass-Z4"}))
+    """The sandbox as it starts by default (strict): the client must fit a real Kinetic."""
+    yield from serve(SandboxOptions(api_key="sandbox-key-Q7", users={"manager": "mgr-pass-Z4"}))
 
 
 @pytest.fixture

@@ -28,7 +28,6 @@ MapError = Callable[[httpx.Response], Exception]
 class KineticAuth(httpx.Auth):
     """``x-api-key`` + Basic, or ``x-api-key`` + a Bearer token kept fresh."""
 
-    requires_response_body = True
 
     def __init__(
         self,
@@ -108,6 +107,7 @@ class KineticAuth(httpx.Auth):
                     started = time.monotonic()
                     try:
                         token_response = yield self._token_request(request)
+                        await token_response.aread()
                     finally:
                         self.sending_token_request = False
                     self._take(token_response, started)

@@ -595,6 +595,18 @@ class KineticSandbox:
             nums = {r._mapping["VendorNum"] for r in results}
             query = select(VENDOR.c.VendorNum, VENDOR.c.VendorID, VENDOR.c.Name).where(VENDOR.c.VendorNum.in_(nums))
             vendors = {v.VendorNum: v for v in conn.execute(query)}
+        # CustNumCustID / CustNumName, the same way (kinetic-client: the cash receipt recipe reads
+        # an AR invoice's customer ID for GetCustomerInfo).
+        customers: dict[int, Any] = {}
+        wants_customer = (
+            "CustNum" in table.c
+            and table.name != "Customer"
+            and (not fields or bool({"CustNumCustID", "CustNumName"} & set(fields)))
+        )
+        if wants_customer and results:
+            custs = {r._mapping["CustNum"] for r in results}
+            query = select(CUSTOMER.c.CustNum, CUSTOMER.c.CustID, CUSTOMER.c.Name).where(CUSTOMER.c.CustNum.in_(custs))
+            customers = {c.CustNum: c for c in conn.execute(query)}
         out = []
         for result in results:
             mapping = result._mapping
@@ -613,6 +625,10 @@ class KineticSandbox:
                 vendor = vendors.get(mapping["VendorNum"])
                 row["VendorNumVendorID"] = vendor.VendorID if vendor else ""
                 row["VendorNumName"] = vendor.Name if vendor else ""
+            if wants_customer:
+                customer = customers.get(mapping["CustNum"])
+                row["CustNumCustID"] = customer.CustID if customer else ""
+                row["CustNumName"] = customer.Name if customer else ""
             row["RowMod"] = ""
             out.append(row)
         return out

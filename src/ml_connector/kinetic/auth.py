@@ -28,7 +28,6 @@ MapError = Callable[[httpx.Response], Exception]
 class KineticAuth(httpx.Auth):
     """``x-api-key`` + Basic, or ``x-api-key`` + a Bearer token kept fresh."""
 
-
     def __init__(
         self,
         settings: EpicorSettings,

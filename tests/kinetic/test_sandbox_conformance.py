@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import date
 from typing import Any
 
@@ -11,8 +11,25 @@ import pytest
 
 from ml_connector.errors import FatalError, NotFoundError, RecordError
 from ml_connector.kinetic import KineticClient, odata
+from ml_connector.kinetic.entities import ENTITIES
+from ml_connector.kinetic.recipes import lookup
+from ml_connector.sandbox.kinetic import SandboxOptions
 
-from .conftest import Running, no_sleep
+from .conftest import Running, no_sleep, serve
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Running]:
+    # These drive the sandbox with hand-written, pre-strict call shapes (the lenient sandbox);
+    # the strict rules and the client's recipes are covered by test_sandbox_strict.py,
+    # test_recipes.py and test_conformance_matrix.py.
+    yield from serve(SandboxOptions.lenient(api_key="sandbox-key-Q7", users={"manager": "mgr-pass-Z4"}))
+
+
+async def find_vendors(k: KineticClient, ids: list[str]) -> dict[str, Any]:
+    found = await lookup(k, ENTITIES["vendors"], [{"VendorID": i} for i in ids])
+    return {key[0]: row for key, row in found.exact.items()}
+
 
 AP = "Erp.BO.APInvoiceSvc"
 PAY = "Erp.BO.PaymentEntrySvc"
@@ -172,9 +189,9 @@ def test_update_ext_reports_errors_per_row_and_delete(sandbox: Running) -> None:
         result = await k.call(
             "Erp.BO.VendorSvc", "UpdateExt", {"ds": {"Vendor": rows}, "continueProcessingOnError": True}, write=True
         )
-        created = (await k.find_vendors(["EXT1"]))["EXT1"]
+        created = (await find_vendors(k, ["EXT1"]))["EXT1"]
         await k.call("Erp.BO.VendorSvc", "DeleteByID", {"vendorNum": created["VendorNum"]}, write=True)
-        return result, await k.find_vendors(["EXT1", "EXT2"])
+        return result, await find_vendors(k, ["EXT1", "EXT2"])
 
     result, after = go(sandbox, body)
     errors = result["returnObj"]["BOUpdError"]

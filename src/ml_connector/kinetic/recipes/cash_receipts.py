@@ -93,6 +93,15 @@ class CashReceiptRecipe:
                 if invoices.get((num,)) is None:
                     raise RecordError(f"RMR02 invoice {num} is not an AR invoice in Kinetic")
             customer = invoices.get((receipt.lines[0][0],)) or {}
+            for num, _ in receipt.lines[1:]:
+                other = invoices.get((num,)) or {}
+                if other.get("CustNum") != customer.get("CustNum"):
+                    # One receipt pays one customer: Kinetic refuses a line for another customer's invoice.
+                    theirs = other.get("CustNumCustID") or other.get("CustNum")
+                    ours = customer.get("CustNumCustID") or customer.get("CustNum")
+                    raise RecordError(
+                        f"RMR02 invoice {num} belongs to customer {theirs}, not {ours} (invoice {receipt.lines[0][0]})"
+                    )
             head, created = await post_receipt(k, receipt, customer)
             return {"GroupID": head["GroupID"], "HeadNum": head["HeadNum"], "created": created}
 

@@ -133,6 +133,23 @@ async def save_settled(save: Callable[[], Awaitable[Any]], landed: Callable[[], 
     return True
 
 
+def is_duplicate(exc: RecordError) -> bool:
+    """Kinetic refused an add because the key exists (409 DuplicateRecordException, or a 400 saying so)."""
+    text = str(exc).lower()
+    return "http 409" in text or "duplicate" in text or "already exists" in text
+
+
+async def lookup_loose(k: KineticClient, entity: Entity, field_name: str, value: str) -> dict[str, Any] | None:
+    """The row whose ``field_name`` equals ``value`` ignoring case and trailing spaces.
+
+    For instances that compare IDs that way: the exact lookup missed, the add was refused as a
+    duplicate, so the record exists under another spelling and is updated instead.
+    """
+    flt = f"toupper(trim({odata.field(field_name)})) eq {odata.literal(value.strip().upper())}"
+    rows = await k.query(entity.service, entity.entity_set, filter=flt, orderby=f"{entity.order_key[0]} asc", top=2)
+    return rows[0] if len(rows) == 1 else None
+
+
 def ds_of(reply: Mapping[str, Any]) -> dict[str, Any]:
     """``parameters.ds`` of a method reply."""
     ds: dict[str, Any] = dict((reply.get("parameters") or {}).get("ds") or {})

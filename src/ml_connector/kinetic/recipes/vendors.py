@@ -12,7 +12,7 @@ from typing import Any
 from ...errors import RecordError, UnknownOutcomeError
 from ..client import KineticClient
 from ..entities import ENTITIES
-from . import Poster, ds_of, first_row, last_row, lookup, read_ds
+from . import Poster, ds_of, first_row, is_duplicate, last_row, lookup, lookup_loose, read_ds
 
 ENTITY = ENTITIES["vendors"]
 
@@ -37,6 +37,11 @@ async def upsert(k: KineticClient, fields: Mapping[str, Any], existing: dict[str
         row.update(fields)
     try:
         saved = ds_of(await k.call(ENTITY.service, "Update", {"ds": ds}, write=True))
+    except RecordError as exc:
+        other = await lookup_loose(k, ENTITY, "VendorID", vendor_id) if existing is None and is_duplicate(exc) else None
+        if other is None:
+            raise
+        return await upsert(k, fields, other, looked_up=True, tries=tries)  # the same vendor, spelt differently
     except UnknownOutcomeError:
         settled = (await lookup(k, ENTITY, [{"VendorID": vendor_id}])).get((vendor_id,))
         if settled is not None and (existing is None or settled["SysRevID"] != existing["SysRevID"]):

@@ -79,6 +79,14 @@ class Entity:
         recipe: Recipe = module.RECIPE
         return recipe
 
+    def recipe_methods(self) -> dict[str, tuple[str, ...]]:
+        """The methods the recipe calls, with every parameter it sends (empty for lookup-only entities)."""
+        if self.recipe_module is None:
+            return {}
+        module = importlib.import_module(f"{__package__}.recipes.{self.recipe_module}")
+        methods: dict[str, tuple[str, ...]] = module.METHODS
+        return methods
+
     def child(self, name: str) -> ChildSet:
         """One of the entity's child sets by name."""
         for c in self.children:

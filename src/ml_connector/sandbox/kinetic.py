@@ -62,6 +62,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .kinetic_metadata import metadata_xml
 from .kinetic_methods import READ_METHODS, missing
 from .kinetic_schema import SERVICES, SPECS, TABLES, GetNew, ServiceSpec, metadata
 
@@ -332,6 +333,7 @@ class KineticSandbox:
         routes = [
             Route("/{instance}/TokenResource.svc/", self._guard(self.token, auth=False), methods=["POST"]),
             Route(base + "/{name}/$count", self._guard(self.count), methods=["GET"]),
+            Route(base + "/$metadata", self._guard(self.metadata), methods=["GET"]),  # kinetic-client: fit check
             Route(base + "/{name}", self._guard(self.dispatch), methods=["GET", "POST"]),
             Route("/_sandbox/faults", self.faults_endpoint, methods=["GET", "POST"]),
             Route("/_sandbox/stats", self.stats_endpoint, methods=["GET"]),
@@ -659,6 +661,12 @@ class KineticSandbox:
             "GetDtlInvoiceInfo": self._get_dtl_invoice_info,
             "GetDtlTranAmtInfo": self._get_dtl_tran_amt_info,
         }
+
+    async def metadata(self, request: Request) -> Response:
+        """``{Service}/$metadata``: entity properties and served methods (see kinetic_metadata)."""
+        self._service(request)
+        service = request.path_params["service"]
+        return Response(metadata_xml(service, self.served(service)), media_type="application/xml")
 
     def served(self, service: str) -> set[str]:
         """The methods this sandbox answers on ``service``."""

@@ -35,6 +35,19 @@ DERIVED = {"InvoiceAmt", "DocInvoiceAmt", "InvoiceVendorAmt", "DocInvoiceVendorA
            "VendorNumName", "InvoiceNum", "InvoiceDate", "GroupID", "lines"}  # fmt: skip
 UPDATE_MASTER_FLAGS = {"runChkCPay": False, "runChkBankRef": False, "runChkRevChrg": False, "suppressUserPrompts": True}
 
+# The methods this recipe calls, with every parameter it sends (the fit check compares $metadata).
+METHODS: dict[str, tuple[str, ...]] = {
+    "GetNewAPInvHedInvoice": ("ds", "cGroupID"),
+    "ChangeVendorID": ("ProposedVendorID", "confirmCheck", "ds"),
+    "ChangeInvoiceDateEx": ("ProposedInvoiceDate", "recalcAmts", "ds"),
+    "ChangeInvoiceVendorAmt": ("ProposedInvoiceVendorAmt", "ds"),
+    "GetByID": ("vendorNum", "invoiceNum"),
+    "Update": ("ds",),
+    "GetNewAPInvDtlMiscellaneous": ("ds", "iVendorNum", "cInvoiceNum"),
+    "UpdateMaster": ("ds", "cGroupID", "cTableName", "runChkCPay", "runChkBankRef", "runChkRevChrg",
+                     "suppressUserPrompts"),
+}  # fmt: skip
+
 
 def _amount(fields: Mapping[str, Any]) -> Any:
     return next((fields[f] for f in AMOUNT_FIELDS if fields.get(f) not in (None, "")), None)

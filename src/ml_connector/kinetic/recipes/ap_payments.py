@@ -38,6 +38,19 @@ from . import Poster, ds_of, first_row, last_row, lookup, read_ds, refuse_posted
 ENTITY = ENTITIES["ap-payments"]
 VENDORS = ENTITIES["vendors"]
 
+# The methods this recipe calls, with every parameter it sends (the fit check compares $metadata).
+METHODS: dict[str, tuple[str, ...]] = {
+    "CreateNewCheckHed": ("pcGroupID", "ds"),
+    "OnChangeVendor": ("pcVendorID", "ds"),
+    "OnChangeManualPrint": ("plManualPrint", "ds"),
+    "GetByID": ("headNum",),
+    "Update": ("ds",),
+    "DeleteByID": ("headNum",),
+    "GetNewAPTran": ("ds", "headNum", "apTranNo", "invoiceNum"),
+    "OnChangeInvoiceNum": ("pcInvoiceNum", "pcChangeExchangeRateResponse", "ds"),
+    "OnChangeDocTranAmt": ("pdDocTranAmt", "ds"),
+}
+
 
 @dataclass(frozen=True)
 class Payment:

@@ -31,6 +31,17 @@ from . import KeyIndex, Poster, ds_of, first_row, last_row, lookup, read_ds, ref
 ENTITY = ENTITIES["cash-receipts"]
 AR_INVOICES = ENTITIES["ar-invoices"]
 
+# The methods this recipe calls, with every parameter it sends (the fit check compares $metadata).
+METHODS: dict[str, tuple[str, ...]] = {
+    "GetNewCashHead": ("ds", "groupID"),
+    "GetCustomerInfo": ("custID", "ds"),
+    "GetByID": ("groupID", "headNum"),
+    "GetNewCashDtl": ("ds", "groupID", "headNum", "invoiceNum"),
+    "GetDtlInvoiceInfo": ("invoiceNum", "ds"),
+    "GetDtlTranAmtInfo": ("docTranAmt", "docWriteOffAmount", "ds"),
+    "UpdateMaster": ("ds", "ipGroupID", "ipTableName", "updGroupTotals", "ipIgnoreValidation"),
+}
+
 
 @dataclass(frozen=True)
 class Receipt:

@@ -16,6 +16,9 @@ from . import Poster, ds_of, first_row, is_duplicate, last_row, lookup, lookup_l
 
 ENTITY = ENTITIES["vendors"]
 
+# The methods this recipe calls, with every parameter it sends (the fit check compares $metadata).
+METHODS: dict[str, tuple[str, ...]] = {"GetNewVendor": ("ds",), "GetByID": ("vendorNum",), "Update": ("ds",)}
+
 
 async def upsert(k: KineticClient, fields: Mapping[str, Any], existing: dict[str, Any] | None = None, *,
                  looked_up: bool = False, tries: int = 3) -> tuple[dict[str, Any], bool]:  # fmt: skip

@@ -56,11 +56,50 @@ def serve(options: SandboxOptions) -> Iterator[Running]:
     thread.join(timeout=10)
 
 
+# Transitional (issue 13): the current client predates the strict sandbox. Each test it drives gets
+# the lenient value of only the strict options it is not yet fit for; the client rewrite deletes
+# these entries. Keys: "path::test" (parameters ignored) or a folder prefix.
+LENIENT_FOR: dict[str, tuple[str, ...]] = {
+    # The client's call() POSTs GetByID/GetList/GetRows.
+    "tests/kinetic/test_client.py::test_lost_response_on_every_write_is_settled_by_lookup": ("post_reads",),
+    "tests/kinetic/test_client.py::test_paging_while_records_change_neither_skips_nor_repeats": ("post_reads",),
+    "tests/kinetic/test_client.py::test_upsert_updates_existing_and_validation_errors_are_record_errors": ("post_reads",),
+    "tests/kinetic/test_recipes.py::test_ap_invoice_upsert_survives_lost_responses": ("post_reads",),
+    # The cash recipe omits UpdateMaster's updGroupTotals/ipIgnoreValidation.
+    "tests/kinetic/test_recipes.py::test_cash_receipt_upsert_and_idempotent_application": ("strict_parameters", "post_reads"),
+    # The payment recipe calls GetNewAPTran with an empty ds and no apTranNo, OnChangeInvoiceNum
+    # without pcChangeExchangeRateResponse, and sets CheckNum without ManualPrint.
+    "tests/kinetic/test_recipes.py::test_ap_payment_recipe_survives_lost_responses_and_replays": (
+        "strict_parameters", "post_reads", "entry_rules"),
+    # The ChangeDate cursor writes the literal without a zone (and the v1 datetime'…' form).
+    "tests/kinetic/test_recipes.py::test_change_date_cursor_in_each_literal_form": ("datetime_literal",),
+    # Reads APTrans with a $filter on a child column.
+    "tests/kinetic/test_recipes.py::test_run_time_options_and_generators": ("child_set_filter",),
+    # Flow runs use every recipe above, page with $top above the cap (stopping on a short page),
+    # and update seeded invoices, which are posted.
+    "tests/flows/": ("post_reads", "strict_parameters", "entry_rules", "datetime_literal", "child_set_filter",
+                     "row_cap", "posted_read_only"),
+}  # fmt: skip
+
+
+def lenient_options(nodeid: str) -> tuple[str, ...]:
+    """The strict options a test still needs lenient (see LENIENT_FOR)."""
+    test = nodeid.split("[", 1)[0]
+    found: list[str] = []
+    for key, names in LENIENT_FOR.items():
+        if test == key or (key.endswith("/") and test.startswith(key)):
+            found.extend(names)
+    return tuple(found)
+
+
 @pytest.fixture
-def sandbox() -> Iterator[Running]:
-    # Transitional: the current client predates the strict sandbox (issue 13), so the tests that
-    # drive it get the old, lenient behaviour. The client rewrite removes this.
-    yield from serve(SandboxOptions.lenient(api_key="sandbox-key-Q7", users={"manager": "mgr-pass-Z4"}))
+def sandbox(request: pytest.FixtureRequest) -> Iterator[Running]:
+    """The sandbox the client tests use: strict, but for the options LENIENT_FOR names."""
+    options = SandboxOptions(api_key="sandbox-key-Q7", users={"manager": "mgr-pass-Z4"})
+    lenient = SandboxOptions.lenient()
+    for name in lenient_options(request.node.nodeid):
+        setattr(options, name, getattr(lenient, name))
+    yield from serve(options)
 
 
 @pytest.fixture

@@ -132,6 +132,8 @@ def test_a_missing_parameter_is_refused_by_name(wire: Wire) -> None:
     epicor_error(
         wire.post(VENDOR, "ChangeVendorID", {"ProposedVendorID": "V0001", "confirmCheck": True, "ds": {}}), 404
     )
+    stats = wire.http.get(f"{wire.root}/_sandbox/stats").json()
+    assert stats["strict_refusals"] == {"strict_parameters": 4}  # what a client engineer reads to see why
 
 
 def test_a_complete_call_is_accepted_and_lenient_accepts_the_old_shape(wire: Wire) -> None:
@@ -148,6 +150,7 @@ def test_a_complete_call_is_accepted_and_lenient_accepts_the_old_shape(wire: Wir
 def test_reads_by_post_are_refused_and_taken_by_get(wire: Wire) -> None:
     body = epicor_error(wire.post(VENDOR, "GetByID", {"vendorNum": 3}), 405)
     assert "use GET" in body["ErrorMessage"]
+    assert wire.sandbox.strict_refusals == {"post_reads": 1}
     assert wire.read(VENDOR, vendorNum=3)["Vendor"][0]["VendorID"] == "V0003"
     listed = wire.get(VENDOR, "GetList", whereClause="", pageSize=5, absolutePage=0).json()
     assert len(listed["returnObj"]["Vendor"]) == 5 and listed["parameters"]["morePages"] is True

@@ -685,6 +685,7 @@ def sandbox(
     kinetic_port: Annotated[int, typer.Option(help="Port of the Kinetic sandbox")] = 8470,
     sftp_port: Annotated[int, typer.Option(help="Port of the SFTP sandbox")] = 8471,
     vendors: Annotated[int, typer.Option(help="Seed vendors")] = 12,
+    lenient: Annotated[bool, typer.Option(help="Kinetic sandbox without its strict rules")] = False,
 ) -> None:
     """Run a local Kinetic sandbox and SFTP server on loopback until Ctrl-C."""
     import asyncio
@@ -693,7 +694,7 @@ def sandbox(
 
     folder = _state(ctx).home.path / "sandbox"
     try:
-        asyncio.run(run_sandbox(folder, kinetic_port, sftp_port, out, vendors))
+        asyncio.run(run_sandbox(folder, kinetic_port, sftp_port, out, vendors, lenient=lenient))
     except KeyboardInterrupt:
         out.print("sandbox stopped")
 

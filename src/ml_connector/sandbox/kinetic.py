@@ -183,6 +183,12 @@ class EpicorError(Exception):
         super().__init__(message)
         self.status, self.message, self.error_type = status, message, error_type
         self.details, self.reason = details or [], reason
+        self.rule: str | None = None  # the strict option that refused the call, for /_sandbox/stats
+
+    def by(self, rule: str) -> EpicorError:
+        """Mark this error as a refusal by the strict option ``rule``."""
+        self.rule = rule
+        return self
 
     def response(self) -> JSONResponse:
         body = {
@@ -216,10 +222,15 @@ class KineticSandbox:
         self.calls: dict[str, int] = {}
         self.lost_responses = 0
         self.dropped = 0
+        self.strict_refusals: dict[str, int] = {}  # option -> calls it refused or rows it changed
         self.today: Callable[[], date] = date.today
         self.app = self._build_app()
 
     # --- state helpers --------------------------------------------------------------------------
+
+    def note(self, rule: str) -> None:
+        """Count one refusal (or silent change) by a strict option."""
+        self.strict_refusals[rule] = self.strict_refusals.get(rule, 0) + 1
 
     def next_sysrev(self) -> int:
         with self._lock:
@@ -371,6 +382,8 @@ class KineticSandbox:
                     self._check_scope(request.path_params.get("service"))
                 return await handler(request)
             except EpicorError as exc:
+                if exc.rule:
+                    self.note(exc.rule)
                 return exc.response()
 
         return run
@@ -409,7 +422,7 @@ class KineticSandbox:
                 f"Service {service} is not in the access scope of the API key",
                 "Ice.Common.UnauthorizedAccessException",
                 reason="Forbidden" if o.scope_denial_status == 403 else "Unauthorized",
-            )
+            ).by("denied_services")
 
     async def token(self, request: Request) -> Response:
         user = request.headers.get("username")
@@ -467,6 +480,8 @@ class KineticSandbox:
         top = _int_param(q, "$top", self.options.default_row_cap)
         for cap in (self.options.row_cap, self.options.max_page):
             if cap:
+                if top > cap:
+                    self.note("row_cap")
                 top = min(top, cap)
         return top
 
@@ -475,7 +490,7 @@ class KineticSandbox:
             return apply_odata_core(stmt, flt)
         except ODataException as exc:
             if plan_error:
-                raise _query_plan_error() from None
+                raise _query_plan_error().by("child_set_filter") from None
             raise EpicorError(400, f"Invalid $filter: {exc}", "Microsoft.OData.ODataException",
                               reason="Bad Request") from None  # fmt: skip
 
@@ -496,7 +511,7 @@ class KineticSandbox:
                 # Display fields joined from another table (VendorNumVendorID, CustNumCustID):
                 # Kinetic can read them but not plan a query on them, and says nothing useful.
                 if name not in table.c and prefix and prefix.group(1) in table.c:
-                    raise _query_plan_error()
+                    raise _query_plan_error().by("query_plan_errors")
         return _DATETIME.sub(lambda m: self._datetime_literal(m.group(0)), flt)
 
     def _datetime_literal(self, literal: str) -> str:
@@ -505,7 +520,7 @@ class KineticSandbox:
         if (form == "zoned" and not zoned) or (form == "naive" and zoned):
             want = "with a zone, e.g. 2026-01-01T00:00:00Z" if form == "zoned" else "without a zone"
             raise EpicorError(400, f"The literal '{literal}' is not a valid Edm.DateTimeOffset here; write it {want}",
-                              "Microsoft.OData.ODataException", reason="Bad Request")  # fmt: skip
+                              "Microsoft.OData.ODataException", reason="Bad Request").by("datetime_literal")  # fmt: skip
         if not zoned:
             return literal
         # Stored values are UTC without an offset: compare on that footing.
@@ -527,7 +542,7 @@ class KineticSandbox:
             return self._entity_set(request, spec, TABLES[spec.entity_sets[name]])
         if request.method == "POST" and name in READ_METHODS and self.options.post_reads == "refuse":
             raise EpicorError(405, f"{name} by POST is not supported: use GET {request.path_params['service']}/{name}"
-                              " with the parameters in the query string", API_EXCEPTION, reason="Method Not Allowed")  # fmt: skip
+                              " with the parameters in the query string", API_EXCEPTION, reason="Method Not Allowed").by("post_reads")  # fmt: skip
         if request.method == "GET":
             params: dict[str, Any] = dict(request.query_params)
         else:
@@ -676,10 +691,14 @@ class KineticSandbox:
     def _method(self, service: str, spec: ServiceSpec, name: str, params: dict[str, Any]) -> dict[str, Any]:
         if self.options.strict_parameters:
             if name not in self.served(service):
-                raise EpicorError(404, f"Method {name} not found on {service}", API_EXCEPTION, reason="Not Found")
+                raise EpicorError(404, f"Method {name} not found on {service}", API_EXCEPTION, reason="Not Found").by(
+                    "strict_parameters"
+                )
             lacking = missing(service, name, params)
             if lacking:
-                raise EpicorError(400, f"Parameter {lacking[0]} is not found in the input object.", API_EXCEPTION)
+                raise EpicorError(400, f"Parameter {lacking[0]} is not found in the input object.", API_EXCEPTION).by(
+                    "strict_parameters"
+                )
         if name in spec.get_new:
             return self._get_new(spec, spec.get_new[name], params)
         handler = self._handlers().get(name)
@@ -714,7 +733,7 @@ class KineticSandbox:
         heads = [h for h in ds.get("CheckHed") or [] if str(h.get("HeadNum")) == str(row.get("HeadNum"))]
         if not heads:
             raise _fail("APTran", "HeadNum", f"Payment {row.get('HeadNum')} is not in the ds: GetNewAPTran needs the "
-                        "CheckHed it adds the line to (GetByID or CreateNewCheckHed first).")  # fmt: skip
+                        "CheckHed it adds the line to (GetByID or CreateNewCheckHed first).").by("entry_rules")  # fmt: skip
         head = heads[0]
         row.update(VendorNum=head.get("VendorNum") or 0, CheckNum=head.get("CheckNum") or 0,
                    TranDate=head.get("CheckDate"), TranType="Pay")  # fmt: skip
@@ -869,7 +888,7 @@ class KineticSandbox:
             absent = [c.name for c in t.columns if c.name not in row]
             if absent:
                 raise _fail(table, absent[0], f"{table} row: field {absent[0]} is missing; an update sends the "
-                            "whole row as read, with RowMod U.")  # fmt: skip
+                            "whole row as read, with RowMod U.").by("full_row_updates")  # fmt: skip
         if table in ("APInvHed", "CheckHed") and not values.get("VendorNum") and row.get("VendorNumVendorID"):
             values["VendorNum"] = self._vendor_num(conn, str(row["VendorNumVendorID"]), table)
         if self.options.posted_read_only:
@@ -941,17 +960,21 @@ class KineticSandbox:
         where = [t.c[k] == values.get(k) for k in SPECS[head].keys]
         if conn.scalar(select(t.c.Posted).where(*where)):
             what = ", ".join(f"{k} {values.get(k)!r}" for k in SPECS[head].keys)
-            raise _fail(table, "Posted", f"{POSTED_HEADS[head]} {what} has been posted and can't be maintained.")
+            message = f"{POSTED_HEADS[head]} {what} has been posted and can't be maintained."
+            raise _fail(table, "Posted", message).by("posted_read_only")
 
     def _entry_rules(self, table: str, values: dict[str, Any]) -> None:
         """What the entry screens' business logic does to a row on save."""
         if table == "CheckHed" and "ManualPrint" in values and not values.get("ManualPrint"):
+            if values.get("CheckNum") or values.get("CheckDate") or values.get("BankAcctID"):
+                self.note("entry_rules")
             # Only a manual check carries its number, date and bank account; otherwise the check
             # run assigns them and whatever was written is dropped.
             values.update(CheckNum=0, CheckDate=None, BankAcctID="")
         if table == "APInvHed":
             # InvoiceAmt accumulates the lines: a written one is not kept (recomputed after the save).
-            values.pop("InvoiceAmt", None)
+            if values.pop("InvoiceAmt", None):
+                self.note("entry_rules")
             values.pop("DocInvoiceAmt", None)
 
     def _after_write(self, conn: Connection, table: str, values: dict[str, Any]) -> None:
@@ -1221,7 +1244,8 @@ class KineticSandbox:
         return JSONResponse(public)
 
     async def stats_endpoint(self, request: Request) -> Response:
-        return JSONResponse({"calls": self.calls, "lost_responses": self.lost_responses, "dropped": self.dropped})
+        return JSONResponse({"calls": self.calls, "lost_responses": self.lost_responses, "dropped": self.dropped,
+                             "strict_refusals": self.strict_refusals})  # fmt: skip
 
 
 def _with_retry_after(error: EpicorError, faults: Faults) -> Response:
@@ -1308,7 +1332,7 @@ def _duplicate(table: str, field_name: str, message: str, options: SandboxOption
     if options.duplicate_status == 409:
         return EpicorError(409, message, "Ice.Common.DuplicateRecordException",
                            [{"Message": message, "Type": "Error", "Table": table, "Field": field_name}],
-                           reason="Conflict")  # fmt: skip
+                           reason="Conflict").by("duplicate_status")  # fmt: skip
     return _fail(table, field_name, message, 400)
 
 

@@ -94,7 +94,7 @@ def run(home: Home, store: Store, base: Path, name: str) -> Any:
 
 
 def outbound(n: int, sshd: Any) -> list[str]:
-    sb = KineticSandbox(SandboxOptions.lenient(api_key=KEY, users={"manager": PASSWORD}))
+    sb = KineticSandbox(SandboxOptions(api_key=KEY, users={"manager": PASSWORD}))
     sb.seed()
     sb.generate_invoices(n - 12, vendor_num=1)
     server, url = start(sb)
@@ -124,7 +124,7 @@ SANDBOX_PROC = r"""
 import sys, uvicorn
 sys.path.insert(0, sys.argv[1])
 from ml_connector.sandbox.kinetic import KineticSandbox, SandboxOptions
-sb = KineticSandbox(SandboxOptions.lenient(api_key=sys.argv[3], users={"manager": sys.argv[4]}))
+sb = KineticSandbox(SandboxOptions(api_key=sys.argv[3], users={"manager": sys.argv[4]}))
 sb.seed()
 uvicorn.run(sb.app, host="127.0.0.1", port=int(sys.argv[2]), log_level="error", lifespan="off")
 """
@@ -158,7 +158,7 @@ def inbound(n: int, sshd: Any, latency_ms: float) -> list[str]:
             break
         except httpx.HTTPError:
             time.sleep(0.05)
-    sb = KineticSandbox(SandboxOptions.lenient(api_key=KEY, users={"manager": PASSWORD}))  # for its company name only
+    sb = KineticSandbox(SandboxOptions(api_key=KEY, users={"manager": PASSWORD}))  # for its company name only
     rows = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -229,7 +229,7 @@ print(f"{rss:.1f} {row.details['records']} {row.state}")
 
 
 def memory(sizes_mb: list[int], sshd: Any) -> list[str]:
-    sb = KineticSandbox(SandboxOptions.lenient(api_key=KEY, users={"manager": PASSWORD}))
+    sb = KineticSandbox(SandboxOptions(api_key=KEY, users={"manager": PASSWORD}))
     server, url = start(sb)
     out = []
     for mb in sizes_mb:

@@ -81,7 +81,7 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=100_000)
     ap.add_argument("--page", type=int, default=500)
     args = ap.parse_args()
-    sb = KineticSandbox(SandboxOptions.lenient(api_key="bench-key", users={"manager": "bench-pass"}))
+    sb = KineticSandbox(SandboxOptions(api_key="bench-key", users={"manager": "bench-pass"}))
     sb.generate_invoices(args.records)
     server, url = start(sb)
     settings = EpicorSettings(url=url, company="EPIC06", username="manager", api_key=Secret("bench-key"),

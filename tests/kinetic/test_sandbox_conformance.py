@@ -27,6 +27,7 @@ async def find_vendors(k: KineticClient, ids: list[str]) -> dict[str, Any]:
     found = await lookup(k, ENTITIES["vendors"], [{"VendorID": i} for i in ids])
     return {key[0]: row for key, row in found.exact.items()}
 
+
 AP = "Erp.BO.APInvoiceSvc"
 PAY = "Erp.BO.PaymentEntrySvc"
 CASH = "Erp.BO.CashRecSvc"

@@ -228,10 +228,7 @@ def run_demo(home: Path | None, console: Console) -> int:
     api_key, password = secrets.token_urlsafe(24), secrets.token_urlsafe(16)
     os.environ["DEMO_KINETIC_API_KEY"] = api_key
     os.environ["DEMO_KINETIC_PASSWORD"] = password
-    # Lenient until the recipes pass the strict sandbox (issue 13, client side).
-    sandbox = KineticSandbox(
-        SandboxOptions.lenient(instance="EpicorDemo", api_key=api_key, users={"manager": password})
-    )
+    sandbox = KineticSandbox(SandboxOptions(instance="EpicorDemo", api_key=api_key, users={"manager": password}))
     sandbox.seed()
     sandbox.generate_payments(3, vendor_num=2)
     sftp_root = Path(tempfile.mkdtemp(prefix="ml-connector-demo-sftp-"))

@@ -341,3 +341,44 @@ def test_odata_literals() -> None:
     with pytest.raises(FatalError):
         odata.literal(1.5)
     assert odata.encode_query({"$filter": "Name eq 'a b&c+d#e%f'"}) == "$filter=Name%20eq%20%27a%20b%26c%2Bd%23e%25f%27"
+
+
+def test_a_throttled_token_request_honours_retry_after(sandbox: Running) -> None:
+    sandbox.sandbox.faults.rate_429 = 0.3  # the token endpoint is throttled like every other
+    sandbox.sandbox.faults.retry_after_s = 3
+    sleeps: list[float] = []
+    audit: list[tuple[str, dict[str, Any]]] = []
+
+    async def body() -> int:
+        total = 0
+        async with client(sandbox, audit, sleeps, auth="token") as k:
+            for _ in range(6):
+                sandbox.sandbox.expire_tokens()  # every call needs a fresh token
+                total += await k.count(SVC, "Vendors")
+        return total
+
+    assert asyncio.run(body()) == 6 * 12
+    token_calls = [kw["details"]["status"] for _, kw in audit if kw["subject"] == "POST /TokenResource.svc/"]
+    assert 429 in token_calls  # the fault hit the token request itself
+    assert sleeps and all(s >= 3 for s in sleeps)  # ...and its Retry-After was honoured, like any call's
+
+
+def test_retry_policy_waits_at_least_retry_after() -> None:
+    from ml_connector.errors import TransientError
+    from ml_connector.retry import RetryPolicy
+
+    waits: list[float] = []
+
+    async def sleep(s: float) -> None:
+        waits.append(s)
+
+    async def body() -> int:
+        tries = 0
+        async for attempt in RetryPolicy(attempts=4, backoff_s=0.01, backoff_max_s=0.02).retrying(sleep):
+            with attempt:
+                tries += 1
+                if tries < 3:
+                    raise TransientError("busy", retry_after=7)
+        return tries
+
+    assert asyncio.run(body()) == 3 and waits == [7, 7]

@@ -113,3 +113,34 @@ def test_cli_check_against_the_sandbox_command(running_sandbox: tuple[dict[str, 
     home = Path(env["ML_CONNECTOR_HOME"])
     for secret_file in ("kinetic-api-key", "kinetic-password"):
         assert (home / "sandbox" / secret_file).read_text().strip() not in done.stdout + text.stdout
+
+
+def test_cli_check_flows_names_a_mapped_field_the_instance_lacks(
+    running_sandbox: tuple[dict[str, str], list[str]],  # noqa: F811
+) -> None:
+    import shlex
+
+    env, lines = running_sandbox
+    assert run(["init"], env).returncode == 0
+    for command in [shlex.split(x.strip())[1:] for x in lines if x.strip().startswith("ml-connector connections")]:
+        assert run(command, env).returncode == 0
+    home = Path(env["ML_CONNECTOR_HOME"])
+    (home / "flows.yaml").write_text(
+        "flows:\n"
+        "  vendors-in:\n"
+        "    direction: inbound\n"
+        "    epicor: sandbox-kinetic\n"
+        "    entity: vendors\n"
+        "    sftp: sandbox-sftp\n"
+        "    folder: /inbound\n"
+        "    format:\n"
+        "      type: csv\n"
+        "      columns:\n"
+        "        - {header: Vendor, field: VendorID}\n"
+        "        - {header: Rating, field: SupplierRating}\n"
+    )
+    done = run(["connections", "check", "sandbox-kinetic", "--flows", "--json"], env)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["missing_fields"] == {"vendors": ["SupplierRating"]} and not data["ok"]
+    assert "Erp.BO.CashRecSvc" not in data["allowed_services"]  # only what the flows use

@@ -153,7 +153,7 @@ def test_reads_by_post_are_refused_and_taken_by_get(wire: Wire) -> None:
     assert wire.sandbox.strict_refusals == {"post_reads": 1}
     assert wire.read(VENDOR, vendorNum=3)["Vendor"][0]["VendorID"] == "V0003"
     listed = wire.get(VENDOR, "GetList", whereClause="", pageSize=5, absolutePage=0).json()
-    assert len(listed["returnObj"]["Vendor"]) == 5 and listed["parameters"]["morePages"] is True
+    assert len(listed["returnObj"]["VendorList"]) == 5 and listed["parameters"]["morePages"] is True
     epicor_error(wire.get(VENDOR, "GetByID"), 400)  # the query string is checked like a body
     wire.option(post_reads="allow")
     assert wire.call(VENDOR, "GetByID", {"vendorNum": 3})["returnObj"]["Vendor"][0]["VendorNum"] == 3
@@ -172,6 +172,23 @@ def test_lists_are_capped_whatever_top_asks(wire: Wire) -> None:
     wire.option(row_cap=0, next_link=False)
     assert len(wire.rows(VENDOR, "Vendors", **{"$top": 500})) == 162
     assert len(wire.rows(VENDOR, "Vendors")) == 100  # without $top: the default page
+
+
+def test_get_rows_returns_the_tableset_and_lists_are_capped(wire: Wire) -> None:
+    wire.sandbox.generate_payments(3, vendor_num=2)
+    where = {name: "" for name in METHODS[PAY]["GetRows"] if name.startswith("whereClause")}
+    where["whereClauseCheckHed"] = "VendorNum = 2 BY HeadNum"
+    body = wire.get(PAY, "GetRows", **where, pageSize=2, absolutePage=0).json()
+    heads = [h["HeadNum"] for h in body["returnObj"]["CheckHed"]]
+    assert len(heads) == 2 and body["parameters"]["morePages"] is True
+    assert sorted(t["HeadNum"] for t in body["returnObj"]["APTran"]) == sorted(heads)  # the lines of that page only
+    epicor_error(wire.get(PAY, "GetRows", whereClauseCheckHed="", pageSize=2, absolutePage=0), 400)  # all clauses
+    wire.sandbox.generate_vendors(150)
+    listed = wire.get(VENDOR, "GetList", whereClause="", pageSize=0, absolutePage=0).json()  # 0: "no maximum"
+    assert len(listed["returnObj"]["VendorList"]) == 100 and listed["parameters"]["morePages"] is True
+    wire.option(row_cap=0)
+    listed = wire.get(VENDOR, "GetList", whereClause="", pageSize=500, absolutePage=0).json()
+    assert len(listed["returnObj"]["VendorList"]) == 162 and listed["parameters"]["morePages"] is False
 
 
 # --- child_set_filter and $expand ----------------------------------------------------------------

@@ -50,8 +50,10 @@ from sqlalchemy import (
     and_,
     create_engine,
     delete,
+    false,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -642,7 +644,7 @@ class KineticSandbox:
             "GetByID": self._get_by_id,
             "GetByVendID": self._get_by_vend_id,
             "GetList": self._get_list,
-            "GetRows": self._get_list,
+            "GetRows": self._get_rows,
             "Update": self._update,
             "UpdateMaster": self._update_master,
             "UpdateExt": self._update_ext,
@@ -755,20 +757,42 @@ class KineticSandbox:
             return {"returnObj": self._tableset(conn, spec, {"VendorNum": num})}
 
     def _get_list(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
+        """GetList: one page of list rows, as ``returnObj.<Table>List`` (the schema's List tableset)."""
+        primary, rows, more = self._page(spec, params, str(params.get("whereClause") or ""))
+        return {"returnObj": {f"{primary}List": rows}, "parameters": {"morePages": more}}
+
+    def _get_rows(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
+        """GetRows: one page of the primary table with its lines: the whole tableset."""
+        primary = spec.tables[0]
+        where = str(params.get(f"whereClause{primary}") or params.get("whereClause") or "")
+        _, rows, more = self._page(spec, params, where)
+        tableset: dict[str, Any] = {primary: rows}
+        keys = SPECS[primary].keys
+        with self.engine.connect() as conn:
+            for child in spec.tables[1:]:
+                t = TABLES[child]
+                parents = [or_(*(and_(*(t.c[k] == r[k] for k in keys)) for r in rows))] if rows else [false()]
+                found = conn.execute(
+                    select(t).where(*parents, *_where_clause(t, str(params.get(f"whereClause{child}") or "")))
+                )
+                tableset[child] = self._rows(conn, t, list(found))
+        return {"returnObj": tableset, "parameters": {"morePages": more}}
+
+    def _page(self, spec: ServiceSpec, params: dict[str, Any], where: str) -> tuple[str, list[dict[str, Any]], bool]:
         table = TABLES[spec.tables[0]]
-        where = str(params.get("whereClause") or params.get(f"whereClause{spec.tables[0]}") or "")
-        page_size = int(params.get("pageSize") or 0) or 100
-        page = int(params.get("absolutePage") or 0)
+        size = _int_value("pageSize", params.get("pageSize") or 0)  # 0: "no maximum" (schema)
+        if self.options.row_cap:
+            if not size or size > self.options.row_cap:
+                self.note("row_cap")
+            size = min(size, self.options.row_cap) if size else self.options.row_cap
+        size = size or 100
+        page = _int_value("absolutePage", params.get("absolutePage") or 0)
         stmt = select(table).where(*_where_clause(table, where))
         order = re.search(r"\bBY\s+(\w+)", where, re.IGNORECASE)
         stmt = stmt.order_by(_column(table, order.group(1)) if order else table.c[SPECS[table.name].keys[0]])
         with self.engine.connect() as conn:
-            rows = [
-                self._row(conn, table, r._mapping)
-                for r in conn.execute(stmt.limit(page_size + 1).offset(page * page_size))
-            ]
-        more = len(rows) > page_size
-        return {"returnObj": {spec.tables[0]: rows[:page_size]}, "parameters": {"morePages": more}}
+            rows = [self._row(conn, table, r._mapping) for r in conn.execute(stmt.limit(size + 1).offset(page * size))]
+        return table.name, rows[:size], len(rows) > size
 
     def _delete_by_id(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
         keys = self._key_params(spec, params)

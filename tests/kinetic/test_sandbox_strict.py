@@ -267,6 +267,9 @@ def test_natural_keys_are_exact_unless_case_insensitive(wire: Wire) -> None:
     wire.option(case_insensitive_keys=True)
     assert wire.get(VENDOR, "GetByVendID", vendorID="v0002 ").json()["returnObj"]["Vendor"][0]["VendorNum"] == 2
     epicor_error(new_vendor(wire, "V0003 "), 409)
+    invoice = wire.ds(AP, "GetNewAPInvHedInvoice", {"ds": {}, "cGroupID": "SEED01"})
+    invoice["APInvHed"][0].update(VendorNum=1, InvoiceNum="inv-001-1")
+    assert "Duplicate APInvHed" in epicor_error(wire.post(AP, "Update", {"ds": invoice}), 409)["ErrorMessage"]
 
 
 # --- token_lifetime_s ------------------------------------------------------------------------------
@@ -332,6 +335,12 @@ def test_posted_records_are_read_only(wire: Wire) -> None:
     )
     body = epicor_error(wire.post(CASH, "UpdateMaster", cash_master(dtl, "CashDtl")), 400)
     assert "Cash receipt" in body["ErrorMessage"] and "posted" in body["ErrorMessage"]
+    # A posted payment (a generator parameter): adding a line to it is refused too.
+    wire.sandbox.generate_payments(1, vendor_num=3, posted=True)
+    paid = wire.read(PAY, headNum=1)
+    line = wire.ds(PAY, "GetNewAPTran", {"ds": paid, "headNum": 1, "apTranNo": 0, "invoiceNum": "INV-003-1"})
+    body = epicor_error(wire.post(PAY, "Update", {"ds": line}), 400)
+    assert body["ErrorMessage"].startswith("Payment HeadNum 1 has been posted")
     wire.option(posted_read_only=False)
     assert wire.ds(AP, "Update", change)["APInvHed"][0]["Description"] == "late note"
 
@@ -436,11 +445,13 @@ def test_cash_receipt_sequence_from_the_evidence(wire: Wire) -> None:
     assert dtl["CashDtl"][0]["InvoiceBal"] == 575
     dtl = wire.ds(CASH, "GetDtlTranAmtInfo", {"docTranAmt": 120, "docWriteOffAmount": 0, "ds": dtl})
     result = wire.call(CASH, "UpdateMaster", cash_master({"CashDtl": dtl["CashDtl"]}, "CashDtl"))
-    assert result["parameters"]["opUpdateRan"] is True and "opTotalCashReceived" in result["parameters"]
+    totals = result["parameters"]
+    assert totals["opUpdateRan"] is True and (totals["opTotalCashReceived"], totals["opTotalApplied"]) == (120, 120)
     ar = wire.rows("Erp.BO.ARInvoiceSvc", "ARInvoices", **{"$filter": "InvoiceNum eq 1003"})[0]
     assert ar["InvoiceBal"] == pytest.approx(575 - 120)
     full = wire.read(CASH, groupID="CASH01", headNum=head["HeadNum"])
     assert [(d["InvoiceNum"], d["TranAmt"]) for d in full["CashDtl"]] == [(1003, 120.0)]
+    assert (full["CashHead"][0]["AppliedAmt"], full["CashHead"][0]["UnAppliedAmt"]) == (120, 0)
 
 
 # --- faults still work on the strict sandbox -----------------------------------------------------

@@ -310,7 +310,7 @@ class KineticSandbox:
              for i in range(count)]
         )  # fmt: skip
 
-    def generate_invoices(self, count: int, vendor_num: int = 1) -> None:
+    def generate_invoices(self, count: int, vendor_num: int = 1, *, posted: bool = True) -> None:
         """``count`` more posted, open AP invoices (benchmarks, outbound tests)."""
         with self.engine.connect() as conn:
             have = conn.scalar(select(func.count()).select_from(TABLES["APInvHed"])) or 0
@@ -318,10 +318,10 @@ class KineticSandbox:
             "APInvHed",
             [{"VendorNum": vendor_num, "InvoiceNum": f"GEN{have + i:08d}", "GroupID": "SEED01",
               "InvoiceDate": "2026-11-01T00:00:00", "TermsCode": "N30", "InvoiceAmt": Decimal("100.00"),
-              "InvoiceBal": Decimal("100.00"), "Posted": True, "OpenPayable": True} for i in range(count)],
+              "InvoiceBal": Decimal("100.00"), "Posted": posted, "OpenPayable": posted} for i in range(count)],
         )  # fmt: skip
 
-    def generate_payments(self, count: int, vendor_num: int = 1) -> None:
+    def generate_payments(self, count: int, vendor_num: int = 1, *, posted: bool = False) -> None:
         """``count`` payments (CheckHed with one APTran each) against generated invoices."""
         self.generate_invoices(count, vendor_num)
         with self.engine.connect() as conn:
@@ -331,7 +331,7 @@ class KineticSandbox:
             start = int(conn.scalar(select(func.coalesce(func.max(TABLES["CheckHed"].c.HeadNum), 0))) or 0)
         self.insert_rows("CheckHed", [{"HeadNum": start + i + 1, "GroupID": "CHK01", "CheckNum": 50000 + start + i,
                                        "VendorNum": vendor_num, "CheckDate": "2026-11-20T00:00:00",
-                                       "CheckAmt": Decimal("100.00"), "DocCheckAmt": Decimal("100.00")}
+                                       "CheckAmt": Decimal("100.00"), "DocCheckAmt": Decimal("100.00"), "Posted": posted}
                                       for i in range(len(invoices))])  # fmt: skip
         self.insert_rows("APTran", [{"HeadNum": start + i + 1, "APTranNo": 0, "InvoiceNum": invoice, "VendorNum": vendor_num,
                                      "TranDate": "2026-11-20T00:00:00", "TranAmt": Decimal("100.00"),
@@ -829,9 +829,16 @@ class KineticSandbox:
         """Update, plus the out-parameters the schema lists for UpdateMaster."""
         result = self._update(spec, params)
         if spec.tables[0] == "CashHead":
-            totals = dict.fromkeys(("opTotalCashReceived", "opTotalApplied", "opUnappliedBalance", "opTotalMisc",
-                                    "opTotalDiscount", "opTotalDeposit", "opTotalARAmount", "opTotalWithhold",
-                                    "opTotalWriteOff"), 0.0)  # fmt: skip
+            totals = dict.fromkeys(("opTotalMisc", "opTotalDiscount", "opTotalDeposit", "opTotalARAmount",
+                                    "opTotalWithhold", "opTotalWriteOff"), 0.0)  # fmt: skip
+            head = TABLES["CashHead"]
+            with self.engine.connect() as conn:
+                got = conn.execute(
+                    select(func.coalesce(func.sum(head.c.TranAmt), 0), func.coalesce(func.sum(head.c.AppliedAmt), 0))
+                    .where(head.c.GroupID == str(params.get("ipGroupID") or ""))
+                ).one()  # fmt: skip
+            received, applied = float(got[0]), float(got[1])
+            totals.update(opTotalCashReceived=received, opTotalApplied=applied, opUnappliedBalance=received - applied)
             result["parameters"].update(totals, opUpdateRan=True)
         else:
             result["parameters"].update(grpTotalInvAmt=0.0, requiresUserInput=False, opMessage="",
@@ -989,6 +996,16 @@ class KineticSandbox:
             conn.execute(update(head).where(*match).values(InvoiceAmt=total, DocInvoiceAmt=total))
             # An unposted invoice owes what its lines add up to.
             conn.execute(update(head).where(*match, head.c.Posted.is_(False)).values(InvoiceBal=total))
+        if self.options.entry_rules and table in ("CashHead", "CashDtl"):
+            # What a receipt applies is the sum of its lines; the rest of the check is unapplied.
+            head, dtl = TABLES["CashHead"], TABLES["CashDtl"]
+            match = [head.c.GroupID == values.get("GroupID"), head.c.HeadNum == values.get("HeadNum")]
+            applied = (
+                select(func.coalesce(func.sum(dtl.c.TranAmt), 0))
+                .where(dtl.c.GroupID == head.c.GroupID, dtl.c.HeadNum == head.c.HeadNum)
+                .scalar_subquery()
+            )
+            conn.execute(update(head).where(*match).values(AppliedAmt=applied, UnAppliedAmt=head.c.TranAmt - applied))
 
     def _next_in_sequence(self, conn: Connection, table: str, values: dict[str, Any]) -> int:
         t, spec = TABLES[table], SPECS[table]

@@ -18,6 +18,13 @@ CheckHed and APTran; cash groups, CashHead and CashDtl; AR invoices to apply cas
   commit-then-lose-the-response.
 
 State lives in an in-memory SQLite database. Uncertain behaviours are ``SandboxOptions``.
+
+Strict by default (issue 13): the sandbox refuses what public evidence says a real Kinetic refuses
+(a missing method parameter, reads by POST, partial-row updates, writes to posted records, child-set
+filters on child columns, display-field filters, zone-less DateTimeOffset literals, services outside
+the key's scope) and applies the entry screens' rules (APTranNo 0, ManualPrint, InvoiceAmt from the
+lines, vendor-derived terms). Each rule is one option; ``SandboxOptions.lenient()`` turns them all
+off. docs/kinetic-sandbox.md has the table with the evidence; kinetic_methods.py the parameter table.
 """
 
 from __future__ import annotations

@@ -341,6 +341,8 @@ def test_posted_records_are_read_only(wire: Wire) -> None:
     line = wire.ds(PAY, "GetNewAPTran", {"ds": paid, "headNum": 1, "apTranNo": 0, "invoiceNum": "INV-003-1"})
     body = epicor_error(wire.post(PAY, "Update", {"ds": line}), 400)
     assert body["ErrorMessage"].startswith("Payment HeadNum 1 has been posted")
+    epicor_error(wire.post(PAY, "DeleteByID", {"headNum": 1}), 400)  # nor can it be deleted
+    assert wire.read(PAY, headNum=1)["CheckHed"][0]["Posted"] is True
     wire.option(posted_read_only=False)
     assert wire.ds(AP, "Update", change)["APInvHed"][0]["Description"] == "late note"
 

@@ -805,6 +805,8 @@ class KineticSandbox:
         keys = self._key_params(spec, params)
         with self.engine.begin() as conn:
             primary = TABLES[spec.tables[0]]
+            if self.options.posted_read_only:
+                self._refuse_posted(conn, primary.name, dict(keys), "D")
             if conn.execute(delete(primary).where(*(primary.c[k] == v for k, v in keys.items()))).rowcount != 1:
                 raise EpicorError(404, "Record not found", "Ice.Common.RecordNotFoundException", reason="Not Found")
             for child in spec.tables[1:]:

@@ -192,10 +192,10 @@ def test_get_rows_where_clause_and_paging(sandbox: Running) -> None:
     first, second, named = go(sandbox, body)
     assert len(first["returnObj"]["Vendor"]) == 5 and first["parameters"]["morePages"] is True
     assert [v["SysRevID"] for v in first["returnObj"]["Vendor"]] == [4, 5, 6, 7, 8]
-    assert [v["SysRevID"] for v in second["returnObj"]["Vendor"]] == [9, 10, 11, 12] and second["parameters"][
+    assert [v["SysRevID"] for v in second["returnObj"]["VendorList"]] == [9, 10, 11, 12] and second["parameters"][
         "morePages"
     ] is False
-    assert [v["VendorID"] for v in named["returnObj"]["Vendor"]] == ["V0012"]
+    assert [v["VendorID"] for v in named["returnObj"]["VendorList"]] == ["V0012"]
 
 
 def test_update_ext_reports_errors_per_row_and_delete(sandbox: Running) -> None:

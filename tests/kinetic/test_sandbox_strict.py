@@ -153,7 +153,7 @@ def test_reads_by_post_are_refused_and_taken_by_get(wire: Wire) -> None:
     assert wire.sandbox.strict_refusals == {"post_reads": 1}
     assert wire.read(VENDOR, vendorNum=3)["Vendor"][0]["VendorID"] == "V0003"
     listed = wire.get(VENDOR, "GetList", whereClause="", pageSize=5, absolutePage=0).json()
-    assert len(listed["returnObj"]["Vendor"]) == 5 and listed["parameters"]["morePages"] is True
+    assert len(listed["returnObj"]["VendorList"]) == 5 and listed["parameters"]["morePages"] is True
     epicor_error(wire.get(VENDOR, "GetByID"), 400)  # the query string is checked like a body
     wire.option(post_reads="allow")
     assert wire.call(VENDOR, "GetByID", {"vendorNum": 3})["returnObj"]["Vendor"][0]["VendorNum"] == 3
@@ -172,6 +172,23 @@ def test_lists_are_capped_whatever_top_asks(wire: Wire) -> None:
     wire.option(row_cap=0, next_link=False)
     assert len(wire.rows(VENDOR, "Vendors", **{"$top": 500})) == 162
     assert len(wire.rows(VENDOR, "Vendors")) == 100  # without $top: the default page
+
+
+def test_get_rows_returns_the_tableset_and_lists_are_capped(wire: Wire) -> None:
+    wire.sandbox.generate_payments(3, vendor_num=2)
+    where = {name: "" for name in METHODS[PAY]["GetRows"] if name.startswith("whereClause")}
+    where["whereClauseCheckHed"] = "VendorNum = 2 BY HeadNum"
+    body = wire.get(PAY, "GetRows", **where, pageSize=2, absolutePage=0).json()
+    heads = [h["HeadNum"] for h in body["returnObj"]["CheckHed"]]
+    assert len(heads) == 2 and body["parameters"]["morePages"] is True
+    assert sorted(t["HeadNum"] for t in body["returnObj"]["APTran"]) == sorted(heads)  # the lines of that page only
+    epicor_error(wire.get(PAY, "GetRows", whereClauseCheckHed="", pageSize=2, absolutePage=0), 400)  # all clauses
+    wire.sandbox.generate_vendors(150)
+    listed = wire.get(VENDOR, "GetList", whereClause="", pageSize=0, absolutePage=0).json()  # 0: "no maximum"
+    assert len(listed["returnObj"]["VendorList"]) == 100 and listed["parameters"]["morePages"] is True
+    wire.option(row_cap=0)
+    listed = wire.get(VENDOR, "GetList", whereClause="", pageSize=500, absolutePage=0).json()
+    assert len(listed["returnObj"]["VendorList"]) == 162 and listed["parameters"]["morePages"] is False
 
 
 # --- child_set_filter and $expand ----------------------------------------------------------------
@@ -250,6 +267,9 @@ def test_natural_keys_are_exact_unless_case_insensitive(wire: Wire) -> None:
     wire.option(case_insensitive_keys=True)
     assert wire.get(VENDOR, "GetByVendID", vendorID="v0002 ").json()["returnObj"]["Vendor"][0]["VendorNum"] == 2
     epicor_error(new_vendor(wire, "V0003 "), 409)
+    invoice = wire.ds(AP, "GetNewAPInvHedInvoice", {"ds": {}, "cGroupID": "SEED01"})
+    invoice["APInvHed"][0].update(VendorNum=1, InvoiceNum="inv-001-1")
+    assert "Duplicate APInvHed" in epicor_error(wire.post(AP, "Update", {"ds": invoice}), 409)["ErrorMessage"]
 
 
 # --- token_lifetime_s ------------------------------------------------------------------------------
@@ -315,6 +335,14 @@ def test_posted_records_are_read_only(wire: Wire) -> None:
     )
     body = epicor_error(wire.post(CASH, "UpdateMaster", cash_master(dtl, "CashDtl")), 400)
     assert "Cash receipt" in body["ErrorMessage"] and "posted" in body["ErrorMessage"]
+    # A posted payment (a generator parameter): adding a line to it is refused too.
+    wire.sandbox.generate_payments(1, vendor_num=3, posted=True)
+    paid = wire.read(PAY, headNum=1)
+    line = wire.ds(PAY, "GetNewAPTran", {"ds": paid, "headNum": 1, "apTranNo": 0, "invoiceNum": "INV-003-1"})
+    body = epicor_error(wire.post(PAY, "Update", {"ds": line}), 400)
+    assert body["ErrorMessage"].startswith("Payment HeadNum 1 has been posted")
+    epicor_error(wire.post(PAY, "DeleteByID", {"headNum": 1}), 400)  # nor can it be deleted
+    assert wire.read(PAY, headNum=1)["CheckHed"][0]["Posted"] is True
     wire.option(posted_read_only=False)
     assert wire.ds(AP, "Update", change)["APInvHed"][0]["Description"] == "late note"
 
@@ -419,11 +447,13 @@ def test_cash_receipt_sequence_from_the_evidence(wire: Wire) -> None:
     assert dtl["CashDtl"][0]["InvoiceBal"] == 575
     dtl = wire.ds(CASH, "GetDtlTranAmtInfo", {"docTranAmt": 120, "docWriteOffAmount": 0, "ds": dtl})
     result = wire.call(CASH, "UpdateMaster", cash_master({"CashDtl": dtl["CashDtl"]}, "CashDtl"))
-    assert result["parameters"]["opUpdateRan"] is True and "opTotalCashReceived" in result["parameters"]
+    totals = result["parameters"]
+    assert totals["opUpdateRan"] is True and (totals["opTotalCashReceived"], totals["opTotalApplied"]) == (120, 120)
     ar = wire.rows("Erp.BO.ARInvoiceSvc", "ARInvoices", **{"$filter": "InvoiceNum eq 1003"})[0]
     assert ar["InvoiceBal"] == pytest.approx(575 - 120)
     full = wire.read(CASH, groupID="CASH01", headNum=head["HeadNum"])
     assert [(d["InvoiceNum"], d["TranAmt"]) for d in full["CashDtl"]] == [(1003, 120.0)]
+    assert (full["CashHead"][0]["AppliedAmt"], full["CashHead"][0]["UnAppliedAmt"]) == (120, 0)
 
 
 # --- faults still work on the strict sandbox -----------------------------------------------------

@@ -18,6 +18,13 @@ CheckHed and APTran; cash groups, CashHead and CashDtl; AR invoices to apply cas
   commit-then-lose-the-response.
 
 State lives in an in-memory SQLite database. Uncertain behaviours are ``SandboxOptions``.
+
+Strict by default (issue 13): the sandbox refuses what public evidence says a real Kinetic refuses
+(a missing method parameter, reads by POST, partial-row updates, writes to posted records, child-set
+filters on child columns, display-field filters, zone-less DateTimeOffset literals, services outside
+the key's scope) and applies the entry screens' rules (APTranNo 0, ManualPrint, InvoiceAmt from the
+lines, vendor-derived terms). Each rule is one option; ``SandboxOptions.lenient()`` turns them all
+off. docs/kinetic-sandbox.md has the table with the evidence; kinetic_methods.py the parameter table.
 """
 
 from __future__ import annotations
@@ -50,8 +57,10 @@ from sqlalchemy import (
     and_,
     create_engine,
     delete,
+    false,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -309,7 +318,7 @@ class KineticSandbox:
              for i in range(count)]
         )  # fmt: skip
 
-    def generate_invoices(self, count: int, vendor_num: int = 1) -> None:
+    def generate_invoices(self, count: int, vendor_num: int = 1, *, posted: bool = True) -> None:
         """``count`` more posted, open AP invoices (benchmarks, outbound tests)."""
         with self.engine.connect() as conn:
             have = conn.scalar(select(func.count()).select_from(TABLES["APInvHed"])) or 0
@@ -317,10 +326,10 @@ class KineticSandbox:
             "APInvHed",
             [{"VendorNum": vendor_num, "InvoiceNum": f"GEN{have + i:08d}", "GroupID": "SEED01",
               "InvoiceDate": "2026-11-01T00:00:00", "TermsCode": "N30", "InvoiceAmt": Decimal("100.00"),
-              "InvoiceBal": Decimal("100.00"), "Posted": True, "OpenPayable": True} for i in range(count)],
+              "InvoiceBal": Decimal("100.00"), "Posted": posted, "OpenPayable": posted} for i in range(count)],
         )  # fmt: skip
 
-    def generate_payments(self, count: int, vendor_num: int = 1) -> None:
+    def generate_payments(self, count: int, vendor_num: int = 1, *, posted: bool = False) -> None:
         """``count`` payments (CheckHed with one APTran each) against generated invoices."""
         self.generate_invoices(count, vendor_num)
         with self.engine.connect() as conn:
@@ -330,7 +339,7 @@ class KineticSandbox:
             start = int(conn.scalar(select(func.coalesce(func.max(TABLES["CheckHed"].c.HeadNum), 0))) or 0)
         self.insert_rows("CheckHed", [{"HeadNum": start + i + 1, "GroupID": "CHK01", "CheckNum": 50000 + start + i,
                                        "VendorNum": vendor_num, "CheckDate": "2026-11-20T00:00:00",
-                                       "CheckAmt": Decimal("100.00"), "DocCheckAmt": Decimal("100.00")}
+                                       "CheckAmt": Decimal("100.00"), "DocCheckAmt": Decimal("100.00"), "Posted": posted}
                                       for i in range(len(invoices))])  # fmt: skip
         self.insert_rows("APTran", [{"HeadNum": start + i + 1, "APTranNo": 0, "InvoiceNum": invoice, "VendorNum": vendor_num,
                                      "TranDate": "2026-11-20T00:00:00", "TranAmt": Decimal("100.00"),
@@ -660,7 +669,7 @@ class KineticSandbox:
             "GetByID": self._get_by_id,
             "GetByVendID": self._get_by_vend_id,
             "GetList": self._get_list,
-            "GetRows": self._get_list,
+            "GetRows": self._get_rows,
             "Update": self._update,
             "UpdateMaster": self._update_master,
             "UpdateExt": self._update_ext,
@@ -779,25 +788,49 @@ class KineticSandbox:
             return {"returnObj": self._tableset(conn, spec, {"VendorNum": num})}
 
     def _get_list(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
+        """GetList: one page of list rows, as ``returnObj.<Table>List`` (the schema's List tableset)."""
+        primary, rows, more = self._page(spec, params, str(params.get("whereClause") or ""))
+        return {"returnObj": {f"{primary}List": rows}, "parameters": {"morePages": more}}
+
+    def _get_rows(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
+        """GetRows: one page of the primary table with its lines: the whole tableset."""
+        primary = spec.tables[0]
+        where = str(params.get(f"whereClause{primary}") or params.get("whereClause") or "")
+        _, rows, more = self._page(spec, params, where)
+        tableset: dict[str, Any] = {primary: rows}
+        keys = SPECS[primary].keys
+        with self.engine.connect() as conn:
+            for child in spec.tables[1:]:
+                t = TABLES[child]
+                parents = [or_(*(and_(*(t.c[k] == r[k] for k in keys)) for r in rows))] if rows else [false()]
+                found = conn.execute(
+                    select(t).where(*parents, *_where_clause(t, str(params.get(f"whereClause{child}") or "")))
+                )
+                tableset[child] = self._rows(conn, t, list(found))
+        return {"returnObj": tableset, "parameters": {"morePages": more}}
+
+    def _page(self, spec: ServiceSpec, params: dict[str, Any], where: str) -> tuple[str, list[dict[str, Any]], bool]:
         table = TABLES[spec.tables[0]]
-        where = str(params.get("whereClause") or params.get(f"whereClause{spec.tables[0]}") or "")
-        page_size = int(params.get("pageSize") or 0) or 100
-        page = int(params.get("absolutePage") or 0)
+        size = _int_value("pageSize", params.get("pageSize") or 0)  # 0: "no maximum" (schema)
+        if self.options.row_cap:
+            if not size or size > self.options.row_cap:
+                self.note("row_cap")
+            size = min(size, self.options.row_cap) if size else self.options.row_cap
+        size = size or 100
+        page = _int_value("absolutePage", params.get("absolutePage") or 0)
         stmt = select(table).where(*_where_clause(table, where))
         order = re.search(r"\bBY\s+(\w+)", where, re.IGNORECASE)
         stmt = stmt.order_by(_column(table, order.group(1)) if order else table.c[SPECS[table.name].keys[0]])
         with self.engine.connect() as conn:
-            rows = [
-                self._row(conn, table, r._mapping)
-                for r in conn.execute(stmt.limit(page_size + 1).offset(page * page_size))
-            ]
-        more = len(rows) > page_size
-        return {"returnObj": {spec.tables[0]: rows[:page_size]}, "parameters": {"morePages": more}}
+            rows = [self._row(conn, table, r._mapping) for r in conn.execute(stmt.limit(size + 1).offset(page * size))]
+        return table.name, rows[:size], len(rows) > size
 
     def _delete_by_id(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
         keys = self._key_params(spec, params)
         with self.engine.begin() as conn:
             primary = TABLES[spec.tables[0]]
+            if self.options.posted_read_only:
+                self._refuse_posted(conn, primary.name, dict(keys), "D")
             if conn.execute(delete(primary).where(*(primary.c[k] == v for k, v in keys.items()))).rowcount != 1:
                 raise EpicorError(404, "Record not found", "Ice.Common.RecordNotFoundException", reason="Not Found")
             for child in spec.tables[1:]:
@@ -829,9 +862,16 @@ class KineticSandbox:
         """Update, plus the out-parameters the schema lists for UpdateMaster."""
         result = self._update(spec, params)
         if spec.tables[0] == "CashHead":
-            totals = dict.fromkeys(("opTotalCashReceived", "opTotalApplied", "opUnappliedBalance", "opTotalMisc",
-                                    "opTotalDiscount", "opTotalDeposit", "opTotalARAmount", "opTotalWithhold",
-                                    "opTotalWriteOff"), 0.0)  # fmt: skip
+            totals = dict.fromkeys(("opTotalMisc", "opTotalDiscount", "opTotalDeposit", "opTotalARAmount",
+                                    "opTotalWithhold", "opTotalWriteOff"), 0.0)  # fmt: skip
+            head = TABLES["CashHead"]
+            with self.engine.connect() as conn:
+                got = conn.execute(
+                    select(func.coalesce(func.sum(head.c.TranAmt), 0), func.coalesce(func.sum(head.c.AppliedAmt), 0))
+                    .where(head.c.GroupID == str(params.get("ipGroupID") or ""))
+                ).one()  # fmt: skip
+            received, applied = float(got[0]), float(got[1])
+            totals.update(opTotalCashReceived=received, opTotalApplied=applied, opUnappliedBalance=received - applied)
             result["parameters"].update(totals, opUpdateRan=True)
         else:
             result["parameters"].update(grpTotalInvAmt=0.0, requiresUserInput=False, opMessage="",
@@ -989,6 +1029,16 @@ class KineticSandbox:
             conn.execute(update(head).where(*match).values(InvoiceAmt=total, DocInvoiceAmt=total))
             # An unposted invoice owes what its lines add up to.
             conn.execute(update(head).where(*match, head.c.Posted.is_(False)).values(InvoiceBal=total))
+        if self.options.entry_rules and table in ("CashHead", "CashDtl"):
+            # What a receipt applies is the sum of its lines; the rest of the check is unapplied.
+            head, dtl = TABLES["CashHead"], TABLES["CashDtl"]
+            match = [head.c.GroupID == values.get("GroupID"), head.c.HeadNum == values.get("HeadNum")]
+            applied = (
+                select(func.coalesce(func.sum(dtl.c.TranAmt), 0))
+                .where(dtl.c.GroupID == head.c.GroupID, dtl.c.HeadNum == head.c.HeadNum)
+                .scalar_subquery()
+            )
+            conn.execute(update(head).where(*match).values(AppliedAmt=applied, UnAppliedAmt=head.c.TranAmt - applied))
 
     def _next_in_sequence(self, conn: Connection, table: str, values: dict[str, Any]) -> int:
         t, spec = TABLES[table], SPECS[table]

@@ -144,3 +144,26 @@ def test_cli_check_flows_names_a_mapped_field_the_instance_lacks(
     data = json.loads(done.stdout)
     assert data["missing_fields"] == {"vendors": ["SupplierRating"]} and not data["ok"]
     assert "Erp.BO.CashRecSvc" not in data["allowed_services"]  # only what the flows use
+
+
+def test_datetime_literal_is_a_stored_connection_setting(
+    running_sandbox: tuple[dict[str, str], list[str]],  # noqa: F811
+) -> None:
+    import shlex
+
+    env, lines = running_sandbox
+    assert run(["init"], env).returncode == 0
+    for command in [shlex.split(x.strip())[1:] for x in lines if x.strip().startswith("ml-connector connections")]:
+        if "add-epicor" in command:
+            command = [*command, "--datetime-literal", "naive"]
+        assert run(command, env).returncode == 0
+    shown = run(["connections", "show", "sandbox-kinetic", "--json"], env)
+    assert shown.returncode == 0 and '"datetime_literal": "naive"' in shown.stdout
+    done = run(["connections", "check", "sandbox-kinetic", "--json"], env)
+    data = json.loads(done.stdout)
+    literal = next(f for f in data["findings"] if f["topic"] == "datetime literal")
+    assert not literal["ok"] and literal["setting"] == "--datetime-literal zoned"  # the strict sandbox wants a zone
+    refused = run(["connections", "add-epicor", "x", "--url", "http://127.0.0.1:1/i", "--company", "C",
+                   "--username", "u", "--datetime-literal", "v1", "--api-key-env", "HOME", "--password-env", "HOME"],
+                  env)  # fmt: skip
+    assert refused.returncode == 2 and "--datetime-literal must be 'zoned' or 'naive'" in refused.stderr

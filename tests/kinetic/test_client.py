@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from ml_connector.errors import (
+    ConfigError,
     ConnectError,
     FatalError,
     NotFoundError,
@@ -382,3 +383,53 @@ def test_retry_policy_waits_at_least_retry_after() -> None:
         return tries
 
     assert asyncio.run(body()) == 3 and waits == [7, 7]
+
+
+def _scripted(replies: list[tuple[int, dict[str, Any]]]) -> tuple[Any, list[int]]:
+    import itertools
+    import uuid
+
+    import httpx
+
+    calls: list[int] = []
+    script = itertools.chain(replies, itertools.repeat(replies[-1]))
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        status, body = next(script)
+        calls.append(status)
+        if status >= 400:
+            body = {**body, "CorrelationId": str(uuid.uuid4())}  # differs on every reply, as Kinetic's does
+        return httpx.Response(status, json=body)
+
+    return httpx.MockTransport(handler), calls
+
+
+def _mock_settings() -> Any:
+    from ml_connector.connections import EpicorSettings
+
+    return EpicorSettings(url="http://kinetic.invalid/inst", company="C1", username="u", api_key=Secret("k"),
+                          password=Secret("p"))  # fmt: skip
+
+
+def test_the_same_500_twice_is_a_refused_plan_whatever_its_correlation_id() -> None:
+    plan = {"ErrorMessage": "An error occurred.", "ErrorType": "System.Exception"}
+    transport, calls = _scripted([(500, plan)])
+
+    async def body() -> None:
+        async with KineticClient(_mock_settings(), transport=transport, sleep=no_sleep) as k:
+            await k.query(SVC, "Vendors", filter="Name eq 'x'")
+
+    with pytest.raises(ConfigError, match="refused the query twice"):
+        asyncio.run(body())
+    assert calls == [500, 500]
+
+
+def test_different_500s_on_a_read_are_transient_and_retried() -> None:
+    transport, calls = _scripted([(500, {"ErrorMessage": "deadlock victim"}), (500, {"ErrorMessage": "timeout"}),
+                                  (200, {"value": [{"VendorID": "V1"}]})])  # fmt: skip
+
+    async def body() -> list[dict[str, Any]]:
+        async with KineticClient(_mock_settings(), transport=transport, sleep=no_sleep) as k:
+            return await k.query(SVC, "Vendors")
+
+    assert asyncio.run(body()) == [{"VendorID": "V1"}] and calls == [500, 500, 200]

@@ -284,7 +284,9 @@ class KineticClient:
                           retry_after=_retry_after(resp),
                           authenticated_elsewhere=bool(self._ok_services - {service}))  # fmt: skip
         if not write and resp.status_code == 500:
-            text = str(body)[:300]
+            # The same refusal twice: compare what it says, not its per-response CorrelationId.
+            info = body if isinstance(body, dict) else {}
+            text = f"{info.get('ErrorType')}: {info.get('ErrorMessage')}" if info else str(body)[:300]
             if text in failures:
                 flt = (params or {}).get("$filter")
                 raise ConfigError(

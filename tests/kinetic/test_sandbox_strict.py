@@ -402,6 +402,11 @@ def test_ap_payment_sequence_from_the_evidence(wire: Wire) -> None:
     assert (
         wire.rows(AP, "APInvoices", **{"$filter": "VendorNum eq 1 and InvoiceNum eq 'INV-001-1'"})[0]["InvoiceBal"] == 0
     )
+    # UpdateExt finds a line by its whole key, APTranNo 0 included: an update, not a second line.
+    ext = {"ds": {"APTran": [{**lines[0], "DiscAmt": 1}]}, "continueProcessingOnError": True,
+           "rollbackParentOnChildError": False}  # fmt: skip
+    assert wire.call(PAY, "UpdateExt", ext)["parameters"]["errorsOccurred"] is False
+    assert len(wire.read(PAY, headNum=head["HeadNum"])["APTran"]) == 2
 
 
 def test_check_fields_are_kept_only_on_manual_checks(wire: Wire) -> None:

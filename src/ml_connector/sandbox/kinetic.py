@@ -917,7 +917,7 @@ class KineticSandbox:
     def _exists(self, conn: Connection, table: str, row: dict[str, Any]) -> bool:
         t = TABLES[table]
         keys = SPECS[table].keys
-        if any(not row.get(k) for k in keys if k != "InvoiceRef"):
+        if any(row.get(k) in (None, "") for k in keys if k != "InvoiceRef"):  # 0 and false are key values
             return False
         return conn.execute(select(t).where(*(t.c[k] == _coerce(t, k, row.get(k)) for k in keys))).first() is not None
 

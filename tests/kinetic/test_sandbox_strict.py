@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from xml.etree import ElementTree
 
 import httpx
 import pytest
@@ -116,6 +117,29 @@ def test_options_endpoint_refuses_a_value_an_option_does_not_take(wire: Wire) ->
     assert response.status_code == 400 and "child_set_filter" in response.json()["error"]
     assert wire.sandbox.options.child_set_filter == "parent"
     assert wire.option(child_set_filter="table").json()["child_set_filter"] == "table"
+
+
+def test_metadata_shows_fields_and_method_signatures(wire: Wire) -> None:
+    """What a fit check reads: the row types' fields and each method's parameter names."""
+    response = wire.get(PAY, "$metadata")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("application/xml")
+    edm = "{http://docs.oasis-open.org/odata/ns/edm}"
+    schema = ElementTree.fromstring(response.text).find(f".//{edm}Schema")  # noqa: S314 - our own sandbox's output
+    assert schema is not None and schema.get("Namespace") == PAY
+    rows = {t.get("Name"): t for t in schema.findall(f"{edm}EntityType")}
+    assert {p.get("Name"): p.get("Type") for p in rows["CheckHedRow"].findall(f"{edm}Property")}[
+        "ManualPrint"
+    ] == "Edm.Boolean"
+    assert [k.get("Name") for k in rows["APTranRow"].findall(f"{edm}Key/{edm}PropertyRef")] == [
+        "Company", "HeadNum", "APTranNo", "InvoiceNum", "Voided"]  # fmt: skip
+    actions = {
+        a.get("Name"): [p.get("Name") for p in a.findall(f"{edm}Parameter")] for a in schema.findall(f"{edm}Action")
+    }
+    assert actions["GetNewAPTran"] == ["ds", "headNum", "apTranNo", "invoiceNum"] and "ChangeVendorID" not in actions
+    sets = wire.get(PAY, "").json()["value"]
+    assert [s["name"] for s in sets] == ["PaymentEntries", "APTrans"]
+    wire.option(denied_services=[PAY])
+    epicor_error(wire.get(PAY, "$metadata"), 403)
 
 
 # --- strict_parameters ---------------------------------------------------------------------------
@@ -378,6 +402,11 @@ def test_ap_payment_sequence_from_the_evidence(wire: Wire) -> None:
     assert (
         wire.rows(AP, "APInvoices", **{"$filter": "VendorNum eq 1 and InvoiceNum eq 'INV-001-1'"})[0]["InvoiceBal"] == 0
     )
+    # UpdateExt finds a line by its whole key, APTranNo 0 included: an update, not a second line.
+    ext = {"ds": {"APTran": [{**lines[0], "DiscAmt": 1}]}, "continueProcessingOnError": True,
+           "rollbackParentOnChildError": False}  # fmt: skip
+    assert wire.call(PAY, "UpdateExt", ext)["parameters"]["errorsOccurred"] is False
+    assert len(wire.read(PAY, headNum=head["HeadNum"])["APTran"]) == 2
 
 
 def test_check_fields_are_kept_only_on_manual_checks(wire: Wire) -> None:

@@ -39,6 +39,7 @@ import secrets
 import threading
 import time
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -71,8 +72,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .kinetic_metadata import metadata_xml
-from .kinetic_methods import READ_METHODS, missing
+from .kinetic_methods import READ_METHODS, declared, missing
 from .kinetic_schema import SERVICES, SPECS, TABLES, GetNew, ServiceSpec, metadata
 
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
@@ -353,7 +353,7 @@ class KineticSandbox:
         routes = [
             Route("/{instance}/TokenResource.svc/", self._guard(self.token, auth=False), methods=["POST"]),
             Route(base + "/{name}/$count", self._guard(self.count), methods=["GET"]),
-            Route(base + "/$metadata", self._guard(self.metadata), methods=["GET"]),  # kinetic-client: fit check
+            Route(base + "/", self._guard(self.service_document), methods=["GET"]),
             Route(base + "/{name}", self._guard(self.dispatch), methods=["GET", "POST"]),
             Route("/_sandbox/faults", self.faults_endpoint, methods=["GET", "POST"]),
             Route("/_sandbox/stats", self.stats_endpoint, methods=["GET"]),
@@ -542,9 +542,45 @@ class KineticSandbox:
         with self.engine.connect() as conn:
             return Response(str(conn.scalar(self._query(table, request, count_only=True))), media_type="text/plain")
 
+    async def service_document(self, request: Request) -> Response:
+        """``GET {Service}/``: the entity sets, as an OData v4 service document."""
+        spec = self._service(request)
+        sets = [{"name": name, "kind": "EntitySet", "url": name} for name in spec.entity_sets]
+        return JSONResponse({"@odata.context": f"{request.url}$metadata", "value": sets})
+
+    def metadata(self, service: str) -> str:
+        """``GET {Service}/$metadata``: CSDL with the row types, entity sets and declared methods.
+
+        What a fit check reads to see the fields and method signatures an instance has. Method
+        parameters carry their names (from kinetic_methods); their types are not emulated.
+        """
+        spec = SERVICES[service]
+        edmx = ET.Element("edmx:Edmx", {"Version": "4.0", "xmlns:edmx": "http://docs.oasis-open.org/odata/ns/edmx"})
+        schema = ET.SubElement(ET.SubElement(edmx, "edmx:DataServices"), "Schema",
+                               {"Namespace": service, "xmlns": "http://docs.oasis-open.org/odata/ns/edm"})  # fmt: skip
+        for table_name in spec.tables:
+            table = TABLES[table_name]
+            row = ET.SubElement(schema, "EntityType", {"Name": f"{table_name}Row"})
+            key = ET.SubElement(row, "Key")
+            for k in ("Company", *SPECS[table_name].keys):
+                ET.SubElement(key, "PropertyRef", {"Name": k})
+            for column in table.columns:
+                ET.SubElement(row, "Property", {"Name": column.name, "Type": _edm_type(column.type)})
+            ET.SubElement(row, "Property", {"Name": "RowMod", "Type": "Edm.String"})
+        for method in sorted(self.served(service)):
+            action = ET.SubElement(schema, "Action", {"Name": method, "IsBound": "false"})
+            for param in declared(service, method) or ():
+                ET.SubElement(action, "Parameter", {"Name": param, "Type": "Edm.Untyped"})
+        container = ET.SubElement(schema, "EntityContainer", {"Name": service.replace(".", "_")})
+        for set_name, table_name in spec.entity_sets.items():
+            ET.SubElement(container, "EntitySet", {"Name": set_name, "EntityType": f"{service}.{table_name}Row"})
+        return '<?xml version="1.0" encoding="utf-8"?>' + ET.tostring(edmx, encoding="unicode")
+
     async def dispatch(self, request: Request) -> Response:
         spec = self._service(request)
         name = request.path_params["name"]
+        if name == "$metadata" and request.method == "GET":
+            return Response(self.metadata(request.path_params["service"]), media_type="application/xml")
         if name in spec.entity_sets:
             if request.method != "GET":
                 raise EpicorError(405, "Write through the service methods", API_EXCEPTION, reason="Method Not Allowed")
@@ -685,12 +721,6 @@ class KineticSandbox:
             "GetDtlInvoiceInfo": self._get_dtl_invoice_info,
             "GetDtlTranAmtInfo": self._get_dtl_tran_amt_info,
         }
-
-    async def metadata(self, request: Request) -> Response:
-        """``{Service}/$metadata``: entity properties and served methods (see kinetic_metadata)."""
-        self._service(request)
-        service = request.path_params["service"]
-        return Response(metadata_xml(service, self.served(service)), media_type="application/xml")
 
     def served(self, service: str) -> set[str]:
         """The methods this sandbox answers on ``service``."""
@@ -903,7 +933,7 @@ class KineticSandbox:
     def _exists(self, conn: Connection, table: str, row: dict[str, Any]) -> bool:
         t = TABLES[table]
         keys = SPECS[table].keys
-        if any(not row.get(k) for k in keys if k != "InvoiceRef"):
+        if any(row.get(k) in (None, "") for k in keys if k != "InvoiceRef"):  # 0 and false are key values
             return False
         return conn.execute(select(t).where(*(t.c[k] == _coerce(t, k, row.get(k)) for k in keys))).first() is not None
 
@@ -1441,6 +1471,18 @@ def _int_value(name: str, value: Any) -> int:
         return int(str(value))
     except ValueError:
         raise EpicorError(400, f"Parameter {name} must be an integer", API_EXCEPTION) from None
+
+
+def _edm_type(kind: Any) -> str:
+    if isinstance(kind, Boolean):
+        return "Edm.Boolean"
+    if isinstance(kind, Integer):
+        return "Edm.Int32"
+    if isinstance(kind, Numeric):
+        return "Edm.Decimal"
+    if isinstance(kind, DateTime):
+        return "Edm.DateTimeOffset"
+    return "Edm.String"
 
 
 def _decimal(name: str, value: Any) -> Decimal:

@@ -709,10 +709,11 @@ def _mapping_problems(flow: Any, body: dict[str, Any], node: yaml.Node | None, s
     fmt = flow.format
     if not isinstance(fmt, CsvFormat | FixedWidthFormat) or not (fmt.overrides or fmt.omit):
         return []
-    from .mapping import DEFAULT_CSV, DEFAULT_FIXED  # mapping imports this module
+    from .kinetic.entities import ENTITIES  # the registry imports this module
 
-    defaults = DEFAULT_CSV if isinstance(fmt, CsvFormat) else DEFAULT_FIXED
-    columns = list(fmt.columns) or list(defaults.get(flow.entity, []))
+    record = ENTITIES.get(flow.entity)
+    defaults = () if record is None else record.csv_columns if isinstance(fmt, CsvFormat) else record.fixed_columns
+    columns = list(fmt.columns) or list(defaults)
     known = sorted({c.field for c in columns})
     out = []
     raw_fmt = body.get("format") or {}

@@ -44,6 +44,7 @@ class EpicorSettings:
     timeout_s: float = 30.0
     verify_tls: bool = True
     ca_bundle: str | None = None
+    datetime_literal: str = "zoned"  # $filter datetimes: "zoned" (…Z, OData v4) or "naive" (no zone)
 
     kind = "epicor"
 
@@ -54,6 +55,8 @@ class EpicorSettings:
             raise ConfigError("Epicor --company must not be empty")
         if self.auth not in ("basic", "token"):
             raise ConfigError("Epicor --auth must be 'basic' or 'token'")
+        if self.datetime_literal not in ("zoned", "naive"):
+            raise ConfigError("Epicor --datetime-literal must be 'zoned' or 'naive'")
 
     def to_plain(self) -> dict[str, Any]:
         return {
@@ -68,6 +71,7 @@ class EpicorSettings:
             "timeout_s": self.timeout_s,
             "verify_tls": self.verify_tls,
             "ca_bundle": self.ca_bundle,
+            "datetime_literal": self.datetime_literal,
         }
 
     @classmethod
@@ -90,6 +94,7 @@ class EpicorSettings:
             "timeout_s": self.timeout_s,
             "verify_tls": self.verify_tls,
             "ca_bundle": self.ca_bundle,
+            "datetime_literal": self.datetime_literal,
         }
 
 

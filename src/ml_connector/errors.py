@@ -8,11 +8,13 @@
     ├── StoreError (2)               database unusable (e.g. schema newer than this program)
     ├── NotFoundError (2)            an unknown connection, flow, file or run
     ├── ConnectError (3)             connection or authentication failure to Epicor or SFTP
-    │   └── HostKeyError (3)         unknown or changed SSH host key (``changed`` is alert-level)
+    │   ├── HostKeyError (3)         unknown or changed SSH host key (``changed`` is alert-level)
+    │   └── ScopeDeniedError (3)     the API key's access scope lacks one Kinetic service
     ├── TransientError (1)           retry with backoff (connect reset, timeout, 429, 5xx)
     ├── UnknownOutcomeError (1)      a write may or may not have happened: settle by lookup first
     ├── FatalError (1)               stop the run; the next run resumes
     └── RecordError (1)              park this record, carry on with the rest of the file
+        └── PostedRecordError (1)    the record is already posted in Kinetic: read-only, never retried
 
 Messages never contain secret values: callers name the field, not its content.
 """
@@ -78,6 +80,14 @@ class HostKeyError(ConnectError):
         self.changed = changed
 
 
+class ScopeDeniedError(ConnectError):
+    """The API key authenticates but its access scope does not allow one service."""
+
+    def __init__(self, message: str, *, service: str) -> None:
+        super().__init__(message)
+        self.service = service
+
+
 class TransientError(MLConnectorError):
     """A failure that is expected to go away; retried with backoff within a budget."""
 
@@ -101,3 +111,7 @@ class FatalError(MLConnectorError):
 
 class RecordError(MLConnectorError):
     """One record is bad; it is parked with this reason and the file goes on."""
+
+
+class PostedRecordError(RecordError):
+    """The record is posted in Kinetic and can no longer be maintained; retrying cannot help."""

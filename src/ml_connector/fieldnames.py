@@ -15,36 +15,14 @@ import yaml
 
 from .config import Column, CsvFormat, FixedWidthFormat, FlowsFile, _line_node, _line_of
 
-# The tables behind each entity (reference/epicor-kinetic-api.md section 3), header first.
-_ENTITY_TABLES = {
-    "vendors": ("Vendor",),
-    "ap-invoices": ("APInvHed", "APInvDtl"),
-    "ap-payments": ("CheckHed", "APTran"),
-    "cash-receipts": ("CashHead", "CashDtl"),
-}
-# Fields Kinetic returns beside a table's own columns (linked descriptions used by the mappings).
-_LINKED = {"VendorNumVendorID", "VendorNumName", "CustID", "CustNumCustID"}
-
 
 @cache
 def _known_fields(entity: str) -> frozenset[str]:
-    """Field names of ``entity``; empty when unknown (nothing is checked then).
+    """Field names of ``entity`` from the entity registry; empty when unknown (nothing is checked then)."""
+    from .kinetic.entities import ENTITIES
 
-    Taken from the sandbox's schema tables until ``ml_connector.kinetic.entities.known_fields``
-    exists; this one function is the seam to swap.
-    """
-    tables = _ENTITY_TABLES.get(entity)
-    if not tables:
-        return frozenset()
-    from .mapping import DEFAULT_CSV, DEFAULT_FIXED
-    from .sandbox.kinetic_schema import TABLES
-
-    names = set(_LINKED)
-    for table in tables:
-        names.update(c.name for c in TABLES[table].columns)
-    for defaults in (DEFAULT_CSV, DEFAULT_FIXED):
-        names.update(c.field for c in defaults.get(entity, []))
-    return frozenset(names)
+    record = ENTITIES.get(entity)
+    return frozenset(record.fields) if record is not None else frozenset()
 
 
 def field_warnings(flows: FlowsFile, text: str, source: str) -> list[str]:
@@ -54,7 +32,7 @@ def field_warnings(flows: FlowsFile, text: str, source: str) -> list[str]:
     out: list[str] = []
     for name, flow in flows.flows.items():
         fmt = flow.format
-        if not isinstance(fmt, CsvFormat | FixedWidthFormat) or flow.entity not in _ENTITY_TABLES:
+        if not isinstance(fmt, CsvFormat | FixedWidthFormat):
             continue
         if not fmt.columns and not getattr(fmt, "records", None) and not flow.constants:
             continue  # the default mapping names only known fields; skip loading the tables
@@ -69,7 +47,7 @@ def field_warnings(flows: FlowsFile, text: str, source: str) -> list[str]:
         for key in flow.constants if inbound else ():
             named.append((key, ["constants", key]))
         for value, parts in named:
-            if value not in known:
+            if known and value not in known and not value.endswith("_c"):  # *_c: user-defined fields
                 line = _line_of(node, parts)
                 path = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in parts).replace(".[", "[")
                 close = difflib.get_close_matches(value, sorted(known), n=1, cutoff=0.6)

@@ -1,4 +1,4 @@
-"""Record <-> row mapping: default columns per entity and format, overrides, safe transforms.
+"""Record <-> row mapping: default columns (from the entity registry), overrides, safe transforms.
 
 Transforms are data, never code: a constant (``value``), ``concat`` of fields, date and number
 ``format`` (applied by the format writers), a ``lookup`` table with ``lookup_default``, and
@@ -14,90 +14,7 @@ from typing import Any
 
 from .config import Column, CsvFormat, FixedWidthFormat, InboundFlow, OutboundFlow, X12Format
 from .errors import ConfigError, RecordError
-
-
-def _c(field: str, header: str | None = None, **kw: Any) -> Column:
-    return Column(field=field, header=header or field, **kw)
-
-
-def _fw(field: str, start: int, length: int, **kw: Any) -> Column:
-    return Column(field=field, start=start, length=length, **kw)
-
-
-MONEY = {"type": "decimal", "format": "0.00"}
-DAY = {"type": "date", "format": "%Y-%m-%d"}
-
-# The columns a flow gets when its format lists none: what partners usually ask for.
-DEFAULT_CSV: dict[str, list[Column]] = {
-    "vendors": [
-        _c("VendorID", required=True),
-        _c("Name"),
-        _c("Address1"),
-        _c("City"),
-        _c("State"),
-        _c("ZIP"),
-        _c("Country"),
-        _c("TermsCode"),
-        _c("PhoneNum"),
-        _c("EMailAddress"),
-        _c("CurrencyCode"),
-    ],
-    "ap-invoices": [
-        _c("VendorNumVendorID", "VendorID", required=True),
-        _c("InvoiceNum", required=True),
-        _c("InvoiceDate", **DAY),
-        _c("DueDate", **DAY),
-        _c("InvoiceAmt", **MONEY),
-        _c("InvoiceBal", **MONEY),
-        _c("CurrencyCode"),
-        _c("Description"),
-    ],
-    "ap-payments": [
-        _c("HeadNum", type="int"),
-        _c("CheckNum", type="int"),
-        _c("VendorNumVendorID", "VendorID"),
-        _c("CheckDate", **DAY),
-        _c("CheckAmt", **MONEY),
-        _c("CurrencyCode"),
-    ],
-    "cash-receipts": [
-        _c("GroupID"),
-        _c("HeadNum", type="int"),
-        _c("CheckRef"),
-        _c("CustID"),
-        _c("TranDate", **DAY),
-        _c("TranAmt", **MONEY),
-        _c("CurrencyCode"),
-    ],
-}
-
-DEFAULT_FIXED: dict[str, list[Column]] = {
-    "vendors": [
-        _fw("VendorID", 1, 8, required=True),
-        _fw("Name", 9, 50),
-        _fw("City", 59, 30),
-        _fw("State", 89, 2),
-        _fw("ZIP", 91, 10),
-        _fw("TermsCode", 101, 4),
-    ],
-    "ap-invoices": [
-        _fw("VendorNumVendorID", 1, 8, required=True),
-        _fw("InvoiceNum", 9, 20, required=True),
-        _fw("InvoiceDate", 29, 8, type="date", format="%Y%m%d"),
-        _fw("InvoiceAmt", 37, 12, type="decimal", align="right", pad="0", implied_decimals=2),
-    ],
-    "ap-payments": [
-        _fw("CheckNum", 1, 10, type="int", align="right", pad="0"),
-        _fw("VendorNumVendorID", 11, 8),
-        _fw("CheckDate", 19, 8, type="date", format="%Y%m%d"),
-        _fw("CheckAmt", 27, 12, type="decimal", align="right", pad="0", implied_decimals=2),
-    ],
-    "cash-receipts": [
-        _fw("CheckRef", 1, 30),
-        _fw("TranDate", 31, 8, type="date", format="%Y%m%d"),
-        _fw("TranAmt", 39, 12, type="decimal", align="right", pad="0", implied_decimals=2),
-    ],
-}
+from .kinetic.entities import ENTITIES
 
 
 def resolve_format(flow: OutboundFlow | InboundFlow) -> CsvFormat | FixedWidthFormat | X12Format:
@@ -105,13 +22,15 @@ def resolve_format(flow: OutboundFlow | InboundFlow) -> CsvFormat | FixedWidthFo
     fmt = flow.format
     if isinstance(fmt, X12Format):
         return fmt
-    defaults = DEFAULT_CSV if isinstance(fmt, CsvFormat) else DEFAULT_FIXED
     entity = flow.entity
     columns = list(fmt.columns)
     if not columns and not (isinstance(fmt, FixedWidthFormat) and fmt.records):
-        if entity not in defaults:
+        record = ENTITIES.get(entity)
+        # The entity registry holds each entity's default columns (what partners usually ask for).
+        defaults = () if record is None else record.csv_columns if isinstance(fmt, CsvFormat) else record.fixed_columns
+        if not defaults:
             raise ConfigError(f"entity {entity}: no default {fmt.type} columns; list format.columns")
-        columns = list(defaults[entity])
+        columns = list(defaults)
     if not columns and isinstance(fmt, FixedWidthFormat) and fmt.records:
         # A multi-record layout maps its detail records (headers and trailers are never posted).
         columns = [c for r in fmt.records if r.role == "detail" for c in r.columns]
@@ -228,12 +147,20 @@ def _kinetic_value(value: Any) -> Any:
 
 
 def natural_key(entity: str, fields: Mapping[str, Any]) -> str:
-    """The record's natural key as text, for the ledger and for messages."""
-    if entity == "vendors":
-        return str(fields.get("VendorID", ""))
-    if entity == "ap-invoices":
-        return f"{fields.get('VendorNumVendorID', fields.get('VendorNum', ''))}/{fields.get('InvoiceNum', '')}"
-    return ""
+    """The record's natural key as text, for the ledger and for messages.
+
+    The registry's natural key, with a display field standing in for the number it names
+    (``VendorNumVendorID`` for ``VendorNum``) when the file carries that instead.
+    """
+    record = ENTITIES.get(entity)
+    if record is None or not record.recipe_module:
+        return ""
+    parts = []
+    for name in record.natural_key:
+        display = next((d for d in record.lookups if d.startswith(name)), None)
+        value = fields.get(name, fields.get(display, "")) if display else fields.get(name, "")
+        parts.append(str(value if value is not None else ""))
+    return "/".join(parts) if any(parts) else ""
 
 
 def json_safe(value: Any) -> Any:

@@ -96,13 +96,21 @@ class Env:
 
     def kinetic_rows(self, entity_set: str, service: str, flt: str | None = None) -> list[dict[str, Any]]:
         from ml_connector.kinetic import KineticClient
+        from ml_connector.kinetic.entities import ENTITIES
+
+        # A child set (APTrans, CashDtls) is read through its parent, expanded: Kinetic applies a
+        # child set's $filter to the parent type. ``flt`` then names parent columns.
+        parent = next((e for e in ENTITIES.values() if e.service == service
+                       and any(c.name == entity_set for c in e.children)), None)  # fmt: skip
 
         async def go() -> list[dict[str, Any]]:
             async with KineticClient(self.kinetic.settings(), options=FAST_KINETIC) as k:
                 rows: list[dict[str, Any]] = []
-                async for page in k.extract(service, entity_set, cursor="SysRevID", after=None, extra_filter=flt,
-                                            tiebreak=None, page_size=1000):  # fmt: skip
-                    rows.extend(page)
+                source = parent.entity_set if parent else entity_set
+                async for page in k.extract(service, source, cursor="SysRevID", after=None, extra_filter=flt,
+                                            tiebreak=None, page_size=1000,
+                                            expand=[entity_set] if parent else None):  # fmt: skip
+                    rows.extend(child for r in page for child in r[entity_set]) if parent else rows.extend(page)
                 return rows
 
         saved = (self.kinetic.sandbox.faults.lose_response_rate, self.kinetic.sandbox.faults.drop_rate,

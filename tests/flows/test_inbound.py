@@ -146,7 +146,8 @@ def test_820_to_cash_receipts_with_997_and_duplicate_isa13(env: Env) -> None:
       constants: {GroupID: CASH01}
       format: {type: x12, set: "820"}
     """)
-    good = x12_820([payment("CHK-9001", [("1001", "100.00"), ("1002", "50.00")]),
+    # One receipt pays one customer's invoices (1001 and 1005 are customer 2's in the seed).
+    good = x12_820([payment("CHK-9001", [("1001", "100.00"), ("1005", "50.00")]),
                     payment("CHK-9002", [("1003", "75.25")])])  # fmt: skip
     env.drop("remit-1.820", good)
     result = env.run("remit-in")
@@ -155,7 +156,7 @@ def test_820_to_cash_receipts_with_997_and_duplicate_isa13(env: Env) -> None:
     assert sorted(r["CheckRef"] for r in receipts) == ["CHK-9001", "CHK-9002"]
     dtls = env.kinetic_rows("CashDtls", "Erp.BO.CashRecSvc")
     assert sorted((d["InvoiceNum"], Decimal(d["TranAmt"])) for d in dtls) == [
-        (1001, Decimal("100")), (1002, Decimal("50")), (1003, Decimal("75.25"))]  # fmt: skip
+        (1001, Decimal("100")), (1003, Decimal("75.25")), (1005, Decimal("50"))]  # fmt: skip
     (ack_name,) = env.names("acks")
     sets, reader = read_x12((env.local("acks") / ack_name).read_bytes())
     assert sets[0].id == "997" and reader.interchanges[0].receiver == ("ZZ", "PAYER01")
@@ -299,6 +300,7 @@ def test_invoice_confirmations_csv_to_ap_invoices(env: Env) -> None:
       constants: {GroupID: SEED01}
       format: {type: csv}
     """)
+    env.kinetic.sandbox.mark_posted("APInvHed", {"VendorNum": 2, "InvoiceNum": "INV-002-1"}, posted=False)
     env.drop("confirmations.csv", "VendorID,InvoiceNum,InvoiceDate,DueDate,InvoiceAmt,Description\r\n"
                                   "V0001,NW-1,2026-11-20,2026-12-20,1250.00,Freight\r\n"
                                   "V0002,INV-002-1,2026-10-01,2026-10-31,1324.00,Updated description\r\n"
@@ -306,7 +308,9 @@ def test_invoice_confirmations_csv_to_ap_invoices(env: Env) -> None:
     result = env.run("invoices-in")
     assert result.counts["records_posted"] == 2 and result.counts["records_failed"] == 1
     rows = {(r["VendorNum"], r["InvoiceNum"]): r for r in env.kinetic_rows("APInvoices", "Erp.BO.APInvoiceSvc")}
-    assert Decimal(rows[(1, "NW-1")]["InvoiceAmt"]) == Decimal("1250") and rows[(1, "NW-1")]["GroupID"] == "SEED01"
+    # The file's amount is the control amount (ChangeInvoiceVendorAmt); Kinetic sums InvoiceAmt from lines.
+    nw1 = rows[(1, "NW-1")]
+    assert Decimal(nw1["InvoiceVendorAmt"]) == Decimal("1250") and nw1["GroupID"] == "SEED01"
     assert rows[(1, "NW-1")]["InvoiceDate"].startswith("2026-11-20")
     assert rows[(2, "INV-002-1")]["Description"] == "Updated description"
     assert len([k for k in rows if k[1] == "INV-002-1"]) == 1  # updated, not created again

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ml_connector.formats.x12 import read_x12
 from ml_connector.formats.x12.remit820 import interpret_820
+from ml_connector.kinetic.recipes import vendors
 
 from .conftest import Env, sha256
 
@@ -48,7 +49,7 @@ def test_vendors_to_csv_then_only_changes_then_nothing(env: Env) -> None:
 
     # a change in Kinetic: the next run sends only that vendor
     async def touch(k):  # type: ignore[no-untyped-def]
-        return await k.upsert_vendor({"VendorID": "V0003", "Name": "Fabrikam Plastics Renamed"})
+        return await vendors.upsert(k, {"VendorID": "V0003", "Name": "Fabrikam Plastics Renamed"})
 
     import asyncio
 

@@ -98,7 +98,7 @@ def test_invoice_numbers_like_inv_1001_are_mapped_and_posted(env: Env) -> None:
     dtls = env.kinetic_rows("CashDtls", "Erp.BO.CashRecSvc", f"HeadNum eq {receipt['HeadNum']}")
     assert sorted((d["InvoiceNum"], Decimal(d["TranAmt"])) for d in dtls) == [
         (1001, Decimal("125.5")),
-        (1003, Decimal("100")),
+        (1005, Decimal("100")),
     ]
     segs = ack_segments(env, ".997")
     assert [s for s in segs if s[0] in ("AK5", "AK9")] == [["AK5", "A"], ["AK9", "A", "1", "1", "1"]]
@@ -199,7 +199,7 @@ def test_dry_run_on_a_local_file_shows_the_payment_and_the_997(sqlite_env: Env, 
     out = proc.stdout
     assert "trace 00045521  CHK 225.5 " in out
     assert "payer NORTHWIND TRADERS ACCOUNTS PAYABLE" in out and "payee EPICOR DEMO CO (FI 361234567)" in out
-    assert "IV 1001: paid 125.5 invoice_amount 130 discount 4.5" in out and "IV 1003: paid 100" in out
+    assert "IV 1001: paid 125.5 invoice_amount 130 discount 4.5" in out and "IV 1005: paid 100" in out
     assert "acknowledgment that would be sent for sample.edi:" in out and "AK5*A~" in out
     assert env.store.ledger.files(flow="cash-in") == [] and env.store.audit.query(flow="cash-in") == []
     assert env.names("acks") == [] and env.names("inbound") == []
@@ -233,7 +233,8 @@ def test_fixed_width_batch_with_header_and_trailer(env: Env) -> None:
     result = env.run("batch-in")
     assert result.exit_code == 1  # the bad batch
     rows = env.kinetic_rows("APInvoices", "Erp.BO.APInvoiceSvc", "InvoiceNum eq 'NW-88001' or InvoiceNum eq 'CM-88003'")
-    assert sorted((r["InvoiceNum"], Decimal(r["InvoiceAmt"]), r["InvoiceDate"][:10]) for r in rows) == [
+    # The file's amount is the control amount (ChangeInvoiceVendorAmt); Kinetic sums InvoiceAmt from lines.
+    assert sorted((r["InvoiceNum"], Decimal(r["InvoiceVendorAmt"]), r["InvoiceDate"][:10]) for r in rows) == [
         ("CM-88003", Decimal("-25"), "2026-11-20"),
         ("NW-88001", Decimal("1250.5"), "2026-11-20"),
     ]

@@ -133,7 +133,7 @@ def test_qualifiers_decide_meaning() -> None:
     assert advice.references == {"CK": "45521"} and advice.dates == {"097": "20261121"}
     assert [(ln.qualifier, ln.invoice_num, ln.paid, ln.references) for ln in advice.lines] == [
         ("IV", "INV-1001", Decimal("125.50"), (("PO", "PO-7731"),)),
-        ("IV", "INV-1003", Decimal("100"), (("PO", "PO-7735"),)),
+        ("IV", "INV-1005", Decimal("100"), (("PO", "PO-7735"),)),
     ]
     assert advice.lines[0].invoice_date is not None and advice.lines[0].invoice_date.isoformat() == "2026-11-01"
     assert advice.mismatch is None and advice.paid_sum == advice.amount == Decimal("225.50")
@@ -191,10 +191,10 @@ def test_mapping_extract_lookup_default_constant() -> None:
         },
         "f: set 820 1",
     )
-    assert [ln.invoice_num for ln in mapped.lines] == ["1001", "1003"]
+    assert [ln.invoice_num for ln in mapped.lines] == ["1001", "1005"]
     assert mapped.trace_number == "45521" and mapped.payee_id == "V0001"  # CheckNum (a constant) came last
     assert mapped.mapped == {"CheckRef": "CHK-45521", "VendorID": "V0001", "CheckNum": "45521"}
-    assert [ln.invoice_num for ln in advice.lines] == ["INV-1001", "INV-1003"]  # the original is untouched
+    assert [ln.invoice_num for ln in advice.lines] == ["INV-1001", "INV-1005"]  # the original is untouched
     by_po = apply_mapping(advice, {"InvoiceNum": X12FieldMap(source="RMR.REF.PO", extract=r"PO-(\d+)")}, "w")
     assert [ln.invoice_num for ln in by_po.lines] == ["7731", "7735"]
     dflt = apply_mapping(advice, {"CheckNum": X12FieldMap(source="REF.ZZ", default="0")}, "w")
@@ -249,7 +249,7 @@ def test_lookups_batch_under_the_row_cap_and_never_guess() -> None:
     assert [ln.invoice_num for ln in advices[1].lines] == ["5002", "5003"]
     assert advices[0].lines[0].invoice_num == "INV-1001"  # left as mapped before the look-up: never a guess
     assert "2 different Kinetic records" in advices[0].lookup_errors[0]
-    assert advices[59].lines[1].invoice_num == "INV-1003" and "no Kinetic records" in advices[59].lookup_errors[0]
+    assert advices[59].lines[1].invoice_num == "INV-1005" and "no Kinetic records" in advices[59].lookup_errors[0]
     assert advices[59].lines[0].invoice_num == str(5000 + 2 * 59)
 
 

@@ -38,9 +38,9 @@ class Running:
         return EpicorSettings(**base)
 
 
-@pytest.fixture
-def sandbox() -> Iterator[Running]:
-    sb = KineticSandbox(SandboxOptions(api_key="sandbox-key-Q7", users={"manager": "mgr-pass-Z4"}), Faults(seed=7))
+def serve(options: SandboxOptions) -> Iterator[Running]:
+    """Start a seeded sandbox with ``options`` on a loopback port; stop it afterwards."""
+    sb = KineticSandbox(options, Faults(seed=7))
     sb.seed()
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(sb.app, host="127.0.0.1", port=port, log_level="error", lifespan="off"))
@@ -54,6 +54,18 @@ def sandbox() -> Iterator[Running]:
     yield Running(sb, f"http://127.0.0.1:{port}")
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Running]:
+    """The sandbox as it starts by default (strict): the client must fit a real Kinetic."""
+    yield from serve(SandboxOptions(api_key="sandbox-key-Q7", users={"manager": "mgr-pass-Z4"}))
+
+
+@pytest.fixture
+def strict_sandbox() -> Iterator[Running]:
+    """The sandbox as it starts by default: every strict rule on."""
+    yield from serve(SandboxOptions(api_key="sandbox-key-Q7", users={"manager": "mgr-pass-Z4"}))
 
 
 async def no_sleep(_s: float) -> None:

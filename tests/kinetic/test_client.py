@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from ml_connector.errors import (
+    ConfigError,
     ConnectError,
     FatalError,
     NotFoundError,
@@ -16,11 +17,23 @@ from ml_connector.errors import (
     UnknownOutcomeError,
 )
 from ml_connector.kinetic import KineticClient, KineticOptions, map_error, odata
+from ml_connector.kinetic.entities import ENTITIES
+from ml_connector.kinetic.recipes import lookup, vendors
 from ml_connector.secrets import Secret
 
 from .conftest import Running, no_sleep
 
 SVC = "Erp.BO.VendorSvc"
+
+
+async def upsert_vendor(k: KineticClient, fields: dict[str, Any]) -> tuple[int, bool]:
+    row, created = await vendors.upsert(k, fields)
+    return int(row["VendorNum"]), created
+
+
+async def find_vendors(k: KineticClient, ids: list[str]) -> dict[str, Any]:
+    found = await lookup(k, ENTITIES["vendors"], [{"VendorID": i} for i in ids])
+    return {key[0]: row for key, row in found.exact.items()}
 
 
 def client(run: Running, audit: list[tuple[str, dict[str, Any]]] | None = None, sleeps: list[float] | None = None,
@@ -61,7 +74,7 @@ def test_query_count_select_and_audit(sandbox: Running) -> None:
 def test_injection_shaped_values_are_one_literal(sandbox: Running, value: str) -> None:
     async def body() -> list[dict[str, Any]]:
         async with client(sandbox) as k:
-            await k.upsert_vendor({"VendorID": "INJ1", "Name": value, "TermsCode": "N30"})
+            await upsert_vendor(k, {"VendorID": "INJ1", "Name": value, "TermsCode": "N30"})
             return await k.query(SVC, "Vendors", filter=odata.compare("Name", "eq", value), top=100)
 
     rows = asyncio.run(body())
@@ -173,7 +186,7 @@ def test_commit_then_lost_response_never_duplicates(sandbox: Running) -> None:
     async def body() -> list[tuple[int, bool]]:
         async with client(sandbox) as k:
             return [
-                await k.upsert_vendor({"VendorID": f"L{i:03d}", "Name": f"Lost {i}", "TermsCode": "N45"})
+                await upsert_vendor(k, {"VendorID": f"L{i:03d}", "Name": f"Lost {i}", "TermsCode": "N45"})
                 for i in range(30)
             ]
 
@@ -183,7 +196,7 @@ def test_commit_then_lost_response_never_duplicates(sandbox: Running) -> None:
 
     async def check() -> dict[str, int]:
         async with client(sandbox) as k:
-            rows = await k.query(SVC, "Vendors", filter="startswith(VendorID,'L')", top=1000)
+            rows = await k.query_all(SVC, "Vendors", filter="startswith(VendorID,'L')", orderby="VendorNum asc")
             counts: dict[str, int] = {}
             for r in rows:
                 counts[r["VendorID"]] = counts.get(r["VendorID"], 0) + 1
@@ -199,14 +212,14 @@ def test_lost_response_on_every_write_is_settled_by_lookup(sandbox: Running) -> 
 
     async def body() -> tuple[int, bool]:
         async with client(sandbox) as k:
-            return await k.upsert_vendor({"VendorID": "ALWAYS", "Name": "x", "TermsCode": "N30"})
+            return await upsert_vendor(k, {"VendorID": "ALWAYS", "Name": "x", "TermsCode": "N30"})
 
     # The first Update commits (and loses its answer); the lookup settles it as created.
     assert asyncio.run(body())[1] is True
 
     async def update() -> tuple[int, bool]:
         async with client(sandbox) as k:
-            return await k.upsert_vendor({"VendorID": "ALWAYS", "Name": "changed", "TermsCode": "N30"})
+            return await upsert_vendor(k, {"VendorID": "ALWAYS", "Name": "changed", "TermsCode": "N30"})
 
     _num, created = asyncio.run(update())
     assert not created and sandbox.sandbox.lost_responses == 2
@@ -224,8 +237,8 @@ def test_paging_while_records_change_neither_skips_nor_repeats(sandbox: Running)
                 seen.extend(page)
                 pages += 1
                 if pages == 2:  # a vendor already read changes, and a new one arrives
-                    await k.upsert_vendor({"VendorID": seen[0]["VendorID"], "Name": "Renamed mid-extract"})
-                    await k.upsert_vendor({"VendorID": "NEWMID", "Name": "Added mid-extract", "TermsCode": "N30"})
+                    await upsert_vendor(k, {"VendorID": seen[0]["VendorID"], "Name": "Renamed mid-extract"})
+                    await upsert_vendor(k, {"VendorID": "NEWMID", "Name": "Added mid-extract", "TermsCode": "N30"})
         return seen
 
     seen = asyncio.run(body())
@@ -240,13 +253,13 @@ def test_paging_while_records_change_neither_skips_nor_repeats(sandbox: Running)
 def test_upsert_updates_existing_and_validation_errors_are_record_errors(sandbox: Running) -> None:
     async def body() -> Any:
         async with client(sandbox) as k:
-            before = (await k.find_vendors(["V0001"]))["V0001"]
-            num, created = await k.upsert_vendor({"VendorID": "V0001", "Name": "Northwind Renamed"})
-            after = (await k.find_vendors(["V0001"]))["V0001"]
+            before = (await find_vendors(k, ["V0001"]))["V0001"]
+            num, created = await upsert_vendor(k, {"VendorID": "V0001", "Name": "Northwind Renamed"})
+            after = (await find_vendors(k, ["V0001"]))["V0001"]
             with pytest.raises(RecordError, match=r"Terms code .BAD. is not valid.*field TermsCode"):
-                await k.upsert_vendor({"VendorID": "NEW9", "Name": "x", "TermsCode": "BAD"})
+                await upsert_vendor(k, {"VendorID": "NEW9", "Name": "x", "TermsCode": "BAD"})
             with pytest.raises(NotFoundError):
-                await k.call(SVC, "GetByID", {"vendorNum": 99999})
+                await k.read(SVC, "GetByID", {"vendorNum": 99999})
             return before, after, num, created
 
     before, after, num, created = asyncio.run(body())
@@ -260,11 +273,25 @@ def test_batched_lookup(sandbox: Running) -> None:
     async def body() -> dict[str, Any]:
         async with client(sandbox) as k:
             ids = [f"G{i:07d}"[:8] for i in range(12, 132)] + ["MISSING"]
-            return await k.find_vendors(ids)
+            return await find_vendors(k, ids)
 
     found = asyncio.run(body())
     assert len(found) == 120 and "MISSING" not in found
-    assert sandbox.sandbox.calls["GET Vendors"] == 3  # 121 ids in batches of 50
+    # 121 ids in batches of 50; the batch with a missing id reads one more (empty) page to be sure
+    # the server's cap did not hide it.
+    assert sandbox.sandbox.calls["GET Vendors"] == 4
+
+
+def test_lookups_page_under_a_server_cap_lower_than_the_batch(sandbox: Running) -> None:
+    sandbox.sandbox.generate_vendors(60)
+    sandbox.sandbox.options.row_cap = 7  # an admin-set limit well under the 50 keys per query
+
+    async def body() -> dict[str, Any]:
+        async with client(sandbox) as k:
+            return await find_vendors(k, [f"G{i:07d}"[:8] for i in range(12, 72)])
+
+    found = asyncio.run(body())
+    assert len(found) == 60  # nothing lost to the cap: each batch paged until it had every key
 
 
 @pytest.mark.parametrize(
@@ -307,8 +334,102 @@ def test_odata_literals() -> None:
     assert odata.literal("O'Brien") == "'O''Brien'"
     assert odata.literal(None) == "null" and odata.literal(True) == "true" and odata.literal(5) == "5"
     assert odata.literal(Decimal("12.50")) == "12.50"
-    assert odata.literal(datetime(2026, 1, 31, 8, 0)) == "2026-01-31T08:00:00"
+    assert odata.literal(datetime(2026, 1, 31, 8, 0)) == "2026-01-31T08:00:00Z"  # DateTimeOffset, zoned
+    assert odata.literal(datetime(2026, 1, 31, 8, 0), "naive") == "2026-01-31T08:00:00"
+    with pytest.raises(FatalError, match="not one of"):
+        odata.literal(datetime(2026, 1, 31), "v1")
     assert odata.literal(date(2026, 1, 31)) == "2026-01-31"
     with pytest.raises(FatalError):
         odata.literal(1.5)
     assert odata.encode_query({"$filter": "Name eq 'a b&c+d#e%f'"}) == "$filter=Name%20eq%20%27a%20b%26c%2Bd%23e%25f%27"
+
+
+def test_a_throttled_token_request_honours_retry_after(sandbox: Running) -> None:
+    sandbox.sandbox.faults.rate_429 = 0.3  # the token endpoint is throttled like every other
+    sandbox.sandbox.faults.retry_after_s = 3
+    sleeps: list[float] = []
+    audit: list[tuple[str, dict[str, Any]]] = []
+
+    async def body() -> int:
+        total = 0
+        async with client(sandbox, audit, sleeps, auth="token") as k:
+            for _ in range(6):
+                sandbox.sandbox.expire_tokens()  # every call needs a fresh token
+                total += await k.count(SVC, "Vendors")
+        return total
+
+    assert asyncio.run(body()) == 6 * 12
+    token_calls = [kw["details"]["status"] for _, kw in audit if kw["subject"] == "POST /TokenResource.svc/"]
+    assert 429 in token_calls  # the fault hit the token request itself
+    assert sleeps and all(s >= 3 for s in sleeps)  # ...and its Retry-After was honoured, like any call's
+
+
+def test_retry_policy_waits_at_least_retry_after() -> None:
+    from ml_connector.errors import TransientError
+    from ml_connector.retry import RetryPolicy
+
+    waits: list[float] = []
+
+    async def sleep(s: float) -> None:
+        waits.append(s)
+
+    async def body() -> int:
+        tries = 0
+        async for attempt in RetryPolicy(attempts=4, backoff_s=0.01, backoff_max_s=0.02).retrying(sleep):
+            with attempt:
+                tries += 1
+                if tries < 3:
+                    raise TransientError("busy", retry_after=7)
+        return tries
+
+    assert asyncio.run(body()) == 3 and waits == [7, 7]
+
+
+def _scripted(replies: list[tuple[int, dict[str, Any]]]) -> tuple[Any, list[int]]:
+    import itertools
+    import uuid
+
+    import httpx
+
+    calls: list[int] = []
+    script = itertools.chain(replies, itertools.repeat(replies[-1]))
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        status, body = next(script)
+        calls.append(status)
+        if status >= 400:
+            body = {**body, "CorrelationId": str(uuid.uuid4())}  # differs on every reply, as Kinetic's does
+        return httpx.Response(status, json=body)
+
+    return httpx.MockTransport(handler), calls
+
+
+def _mock_settings() -> Any:
+    from ml_connector.connections import EpicorSettings
+
+    return EpicorSettings(url="http://kinetic.invalid/inst", company="C1", username="u", api_key=Secret("k"),
+                          password=Secret("p"))  # fmt: skip
+
+
+def test_the_same_500_twice_is_a_refused_plan_whatever_its_correlation_id() -> None:
+    plan = {"ErrorMessage": "An error occurred.", "ErrorType": "System.Exception"}
+    transport, calls = _scripted([(500, plan)])
+
+    async def body() -> None:
+        async with KineticClient(_mock_settings(), transport=transport, sleep=no_sleep) as k:
+            await k.query(SVC, "Vendors", filter="Name eq 'x'")
+
+    with pytest.raises(ConfigError, match="refused the query twice"):
+        asyncio.run(body())
+    assert calls == [500, 500]
+
+
+def test_different_500s_on_a_read_are_transient_and_retried() -> None:
+    transport, calls = _scripted([(500, {"ErrorMessage": "deadlock victim"}), (500, {"ErrorMessage": "timeout"}),
+                                  (200, {"value": [{"VendorID": "V1"}]})])  # fmt: skip
+
+    async def body() -> list[dict[str, Any]]:
+        async with KineticClient(_mock_settings(), transport=transport, sleep=no_sleep) as k:
+            return await k.query(SVC, "Vendors")
+
+    assert asyncio.run(body()) == [{"VendorID": "V1"}] and calls == [500, 500, 200]

@@ -10,6 +10,8 @@ from itertools import pairwise
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from ml_connector.kinetic.recipes import vendors
+
 from ..flows.conftest import Env
 from ..sftp.sshd import free_port
 
@@ -61,7 +63,7 @@ def test_two_serve_processes_never_run_a_slot_twice_and_expose_metrics(sqlite_en
 
     async def change() -> None:
         async with KineticClient(env.kinetic.settings()) as k:
-            await k.upsert_vendor({"VendorID": "V0001", "Name": "Changed While Serving"})
+            await vendors.upsert(k, {"VendorID": "V0001", "Name": "Changed While Serving"})
 
     time.sleep(3)
     asyncio.run(change())

@@ -13,6 +13,7 @@ import typer
 
 from ..errors import MLConnectorError
 from ..logs import configure_logging, redact_text
+from . import check as _check  # noqa: F401 - registers "connections check"
 from . import console as _console  # noqa: F401  (registers runs, console, users)
 from ._app import app
 

@@ -176,6 +176,9 @@ def add_epicor(
     password_stdin: SecretStdin = False,
     timeout: Annotated[float, typer.Option(help="HTTP timeout, seconds")] = 30.0,
     ca_bundle: Annotated[Path | None, typer.Option(help="CA bundle (PEM) for an instance with a private CA")] = None,
+    datetime_literal: Annotated[
+        str, typer.Option(help="$filter datetimes: zoned (2026-01-31T00:00:00Z) or naive (no zone)")
+    ] = "zoned",
     api_key: Refused = None,
     password: Refused = None,
 ) -> None:
@@ -203,6 +206,7 @@ def add_epicor(
         password=pw,
         timeout_s=timeout,
         ca_bundle=str(ca_bundle.resolve()) if ca_bundle else None,
+        datetime_literal=datetime_literal,
     )
     if ca_bundle and not ca_bundle.is_file():
         raise UsageError(f"--ca-bundle {ca_bundle}: not a file")
@@ -762,6 +766,7 @@ def sandbox(
     kinetic_port: Annotated[int, typer.Option(help="Port of the Kinetic sandbox")] = 8470,
     sftp_port: Annotated[int, typer.Option(help="Port of the SFTP sandbox")] = 8471,
     vendors: Annotated[int, typer.Option(help="Seed vendors")] = 12,
+    lenient: Annotated[bool, typer.Option(help="Kinetic sandbox without its strict rules")] = False,
 ) -> None:
     """Run a local Kinetic sandbox and SFTP server on loopback until Ctrl-C."""
     import asyncio
@@ -774,7 +779,7 @@ def sandbox(
     check_free("127.0.0.1", sftp_port, "SFTP sandbox", "--sftp-port")
     folder = _state(ctx).home.path / "sandbox"
     try:
-        asyncio.run(run_sandbox(folder, kinetic_port, sftp_port, out, vendors))
+        asyncio.run(run_sandbox(folder, kinetic_port, sftp_port, out, vendors, lenient=lenient))
     except KeyboardInterrupt:
         out.print("sandbox stopped")
 

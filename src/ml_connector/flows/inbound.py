@@ -10,10 +10,9 @@ with the open ledger rows, so memory does not grow with the file.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,24 +20,20 @@ from typing import Any
 
 from ..config import CsvFormat, FixedWidthFormat, InboundFlow, X12Format
 from ..errors import (
-    ConnectError,
     FatalError,
     NotFoundError,
     RecordError,
-    TransientError,
-    UnknownOutcomeError,
 )
 from ..formats.coerce import FormatError
 from ..formats.csvfile import CsvReader
 from ..formats.fixedwidth import FixedWidthReader
 from ..formats.x12.model import InterchangeSummary, TransactionSet
-from ..formats.x12.remit820 import PaymentAdvice
-from ..kinetic import KineticClient, odata
+from ..kinetic import KineticClient
 from ..mapping import inbound_mapper, json_safe, natural_key, resolve_format
 from ..sftp import SftpClient
 from ..sftp.client import RemoteFile, join
 from ..store.ledger import INBOUND_OPEN, FileRow
-from . import x12_inbound
+from . import posting, x12_inbound
 from .base import FlowRun
 from .context import AuditBuffer, RunContext, RunResult, failpoint
 
@@ -364,233 +359,7 @@ class InboundRun(FlowRun):
         return self.ledger.file(f.id) or f
 
     async def _post_batch(self, k: KineticClient, f: FileRow, batch: list[Parsed]) -> None:
-        self.ctx.check_stop()  # between batches: every record row is pending, posted or failed here
-        self.lease.renew()
-        self.ledger.mark_sending(f.id, [r.idx for r in batch])
-        failpoint("inbound.after-sending")
-        poster = await self._prepare(k, batch)
-        sem = asyncio.Semaphore(self.flow.concurrency)
-        outcomes: dict[int, tuple[int, str, dict[str, Any], str | None]] = {}
-        stop: list[BaseException] = []
-
-        async def one(rec: Parsed) -> None:
-            if stop:
-                return
-            try:
-                keys = await poster(rec)
-                outcomes[rec.idx] = (rec.idx, "posted", keys, None)
-            except UnknownOutcomeError as exc:
-                outcomes[rec.idx] = (rec.idx, "unknown", {}, str(exc))
-            except (RecordError, FatalError, NotFoundError) as exc:
-                outcomes[rec.idx] = (rec.idx, "failed", {}, f"{rec.position}: {exc}")
-            except (TransientError, ConnectError) as exc:
-                stop.append(exc)  # Kinetic is unreachable: settle what finished, fail the run cleanly
-
-        async def chain(recs: list[Parsed]) -> None:
-            async with sem:
-                for rec in recs:  # the same natural key twice in a batch: strictly in file order
-                    await one(rec)
-
-        groups: dict[str, list[Parsed]] = {}
-        for rec in batch:
-            groups.setdefault(rec.key or f"#{rec.idx}", []).append(rec)
-        await asyncio.gather(*(chain(g) for g in groups.values()))
-        failpoint("inbound.after-post")
-        settled = [outcomes[r.idx] for r in batch if r.idx in outcomes]
-        position = {r.idx: r.position for r in batch}
-        with self.audit.transaction() as s:
-            self.ledger.settle_records(f.id, settled, session=s)
-            for idx, state, keys, error in settled:
-                self.audit(
-                    f"record.{state}",
-                    subject=f"{f.name}: {position[idx]}",
-                    outcome={"posted": "ok", "unknown": "warning"}.get(state, "error"),
-                    details={"file_id": f.id, "idx": idx, "keys": keys, **({"error": error} if error else {})},
-                )
-        for _, state, keys, _ in settled:
-            self.result.bump(f"records_{state}")
-            if state == "posted" and "created" in keys:  # the recipes say whether they created or updated
-                self.result.bump("records_created" if keys["created"] else "records_updated")
-        self.ctx.progress.advance(records=len(settled))
-        if stop:
-            raise stop[0]
-
-    async def _prepare(self, k: KineticClient, batch: list[Parsed]) -> Callable[[Parsed], Awaitable[dict[str, Any]]]:
-        """Batched lookups for a batch, and the function that posts one record."""
-        await x12_inbound.resolve_batch_lookups(self, k, batch)  # X12 mapping 'find' steps
-        poster = await self._prepare_entity(k, batch)
-
-        async def guarded(rec: Parsed) -> dict[str, Any]:
-            if rec.fields and rec.fields.get("lookup_error"):
-                raise RecordError(str(rec.fields["lookup_error"]))
-            return await poster(rec)
-
-        return guarded
-
-    async def _prepare_entity(
-        self, k: KineticClient, batch: list[Parsed]
-    ) -> Callable[[Parsed], Awaitable[dict[str, Any]]]:
-        entity = self.flow.entity
-        if entity == "vendors":
-            found = await k.find("vendors", [r.fields for r in batch if r.fields])
-            first_of_key: set[str] = set()
-
-            async def vendor(rec: Parsed) -> dict[str, Any]:
-                assert rec.fields is not None
-                key = str(rec.fields.get("VendorID", ""))
-                if not key:
-                    raise RecordError("VendorID is required")
-                looked_up = key not in first_of_key  # a repeat of a key in this batch looks again
-                first_of_key.add(key)
-                row, created = await k.upsert(
-                    "vendors", dict(rec.fields), found.get((key,)) if looked_up else None, looked_up=looked_up
-                )
-                return {"VendorNum": row["VendorNum"], "VendorID": key, "created": created}
-
-            return vendor
-        if entity == "ap-invoices":
-            ids = sorted({str(r.fields.get("VendorNumVendorID", "")) for r in batch if r.fields})
-            vendors = await k.find_vendors([i for i in ids if i])
-            keyed = []
-            for r in batch:
-                assert r.fields is not None
-                v = vendors.get(str(r.fields.get("VendorNumVendorID", "")))
-                if v is not None:
-                    keyed.append({"VendorNum": v["VendorNum"], "InvoiceNum": r.fields.get("InvoiceNum")})
-            found = await k.find("ap-invoices", keyed) if keyed else {}
-            seen: set[tuple[Any, ...]] = set()
-
-            async def invoice(rec: Parsed) -> dict[str, Any]:
-                assert rec.fields is not None
-                fields = dict(rec.fields)
-                vid = str(fields.pop("VendorNumVendorID", ""))
-                v = vendors.get(vid)
-                if v is None:
-                    raise RecordError(f"vendor {vid!r} does not exist in Kinetic")
-                fields["VendorNum"] = v["VendorNum"]
-                key = (v["VendorNum"], fields.get("InvoiceNum"))
-                looked_up = key not in seen
-                seen.add(key)
-                row, created = await k.upsert(
-                    "ap-invoices", fields, found.get(key) if looked_up else None, looked_up=looked_up
-                )
-                return {"VendorNum": row["VendorNum"], "InvoiceNum": row["InvoiceNum"], "created": created}
-
-            return invoice
-        if entity == "cash-receipts":
-            return await self._prepare_cash(k, batch)
-        if entity == "ap-payments":
-            group = self.flow.constants["GroupID"]
-
-            async def payment(rec: Parsed) -> dict[str, Any]:
-                assert rec.fields is not None
-                advice: PaymentAdvice = rec.fields["advice"]
-                if not advice.payee_id:
-                    raise RecordError("N1*PE has no vendor id (N104): the payee cannot be matched")
-                try:
-                    check = int(advice.trace_number)
-                except ValueError:
-                    raise RecordError(f"TRN02 {advice.trace_number!r} is not a check number") from None
-                head, created = await k.create_payment(
-                    group_id=group,
-                    vendor_id=advice.payee_id,
-                    check_num=check,
-                    check_date=f"{advice.payment_date.isoformat()}T00:00:00" if advice.payment_date else None,
-                    amount=advice.amount,
-                    lines=[(ln.invoice_num, ln.paid) for ln in advice.lines],
-                )
-                return {"HeadNum": head, "CheckNum": check, "created": created}
-
-            return payment
-        if entity == "acknowledgments":
-
-            async def ack(rec: Parsed) -> dict[str, Any]:
-                assert rec.fields is not None
-                return self._apply_ack(rec.fields)
-
-            return ack
-        raise FatalError(f"entity {entity} cannot be posted")  # pragma: no cover - config forbids it
-
-    async def _prepare_cash(
-        self, k: KineticClient, batch: list[Parsed]
-    ) -> Callable[[Parsed], Awaitable[dict[str, Any]]]:
-        invoices: set[int] = set()
-        for r in batch:
-            assert r.fields is not None
-            for ln in r.fields["advice"].lines:
-                if ln.invoice_num.isdigit():
-                    invoices.add(int(ln.invoice_num))
-        customers: dict[int, int] = {}
-        if invoices:
-            rows = await k.query(
-                "Erp.BO.ARInvoiceSvc",
-                "ARInvoices",
-                filter=odata.any_of("InvoiceNum", sorted(invoices)),
-                select=["InvoiceNum", "CustNum"],
-                top=len(invoices) + 1,
-            )
-            customers = {int(r["InvoiceNum"]): int(r["CustNum"]) for r in rows}
-        group = self.flow.constants["GroupID"]
-
-        async def receipt(rec: Parsed) -> dict[str, Any]:
-            assert rec.fields is not None
-            advice: PaymentAdvice = rec.fields["advice"]
-            nums = []
-            for ln in advice.lines:
-                if not ln.invoice_num.isdigit() or int(ln.invoice_num) not in customers:
-                    raise RecordError(f"RMR02 invoice {ln.invoice_num!r} is not an AR invoice in Kinetic")
-                nums.append(int(ln.invoice_num))
-            if not nums:
-                raise RecordError("the 820 has no RMR invoice lines to apply")
-            fields = {
-                "GroupID": group,
-                "CustNum": customers[nums[0]],
-                "CheckRef": advice.trace_number[:30],
-                "TranType": "PayInv",
-                "TranAmt": advice.amount,
-                "DocTranAmt": advice.amount,
-                **({"TranDate": f"{advice.payment_date.isoformat()}T00:00:00"} if advice.payment_date else {}),
-                **{k2: v for k2, v in self.flow.constants.items() if k2 != "GroupID"},
-            }
-            head, created = await k.upsert("cash-receipts", fields)
-            for ln, num in zip(advice.lines, nums, strict=True):
-                await k.apply_cash(head, num, ln.paid)
-            return {"GroupID": head["GroupID"], "HeadNum": head["HeadNum"], "created": created}
-
-        return receipt
-
-    def _apply_ack(self, fields: dict[str, Any]) -> dict[str, Any]:
-        """A partner's 997/TA1 line: mark our outbound interchange (and file) accepted or rejected."""
-        status = fields["status"]
-        ours, theirs = fields["ours"], fields["theirs"]  # the ack travels partner -> us
-        verdict = "accepted" if status.accepted else "rejected"
-        found = None
-        if status.interchange:
-            found = self.ledger.interchange("outbound", ours, theirs, status.interchange.zfill(9))
-        elif status.group:
-            found = self.ledger.outbound_by_group(ours, theirs, status.group)
-        if found is None:
-            raise RecordError(
-                f"no outbound interchange from {ours} to {theirs} matches this {status.kind} "
-                f"({'interchange ' + status.interchange if status.interchange else 'group ' + str(status.group)})"
-            )
-        if status.set_control is None:  # the group or interchange verdict decides the file
-            groups = found["groups"]
-            if status.group and status.group in groups:
-                groups[status.group] = {**groups[status.group], "state": verdict, "codes": list(status.errors)}
-            self.ledger.set_interchange_state(found["id"], verdict, groups)
-            if found["file_id"] is not None:
-                self.ledger.update_file(
-                    found["file_id"],
-                    details={"ack": verdict, "ack_kind": status.kind, "ack_codes": list(status.errors)},
-                )
-                self.audit(
-                    f"x12.{verdict}",
-                    subject=f"file {found['file_id']}",
-                    outcome="ok" if status.accepted else "error",
-                    details={"kind": status.kind, "codes": list(status.errors)},
-                )
-        return {"interchange_id": found["id"], "file_id": found["file_id"], "verdict": verdict}
+        await posting.post_batch(self, k, f, batch)  # the entity's recipe, from the registry
 
     # --- replay ---------------------------------------------------------------------------------
 

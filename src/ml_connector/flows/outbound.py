@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from ..config import CsvFormat, FixedWidthFormat, OutboundFlow, X12Format
 from ..errors import ConfigError, FatalError, MLConnectorError, NotFoundError, RecordError, UsageError
 from ..kinetic import KineticClient, odata
+from ..kinetic.entities import ENTITIES
 from ..mapping import outbound_mapper, resolve_format, source_fields
 from ..sftp import SftpClient
 from ..sftp.client import join, sha256_file
@@ -30,15 +31,6 @@ from ..store.ledger import FileRow
 from .base import FlowRun
 from .context import AuditBuffer, RunContext, RunResult, StopRequested, failpoint
 from .render import FlatRenderer, HashingFile, Renderer, X12Renderer
-
-SOURCES: dict[str, tuple[str, str]] = {
-    "vendors": ("Erp.BO.VendorSvc", "Vendors"),
-    "ap-invoices": ("Erp.BO.APInvoiceSvc", "APInvoices"),
-    "ap-payments": ("Erp.BO.PaymentEntrySvc", "PaymentEntries"),
-    "cash-receipts": ("Erp.BO.CashRecSvc", "CashRecs"),
-}
-PAYMENT_FIELDS = ["HeadNum", "CheckNum", "CheckDate", "CheckAmt", "DocCheckAmt", "VendorNum", "CurrencyCode", "Name"]
-TIEBREAK = "SysRevID"
 
 
 def file_name(template: str, *, flow: str, run_id: str, seq: int, ext: str, now: datetime) -> str:
@@ -82,7 +74,9 @@ class OutboundRun(FlowRun):
         self.fmt = resolve_format(flow)
         self.staging = ctx.staging / "outbound" / name
         self.cursor = flow.cursor_field
-        self.tiebreak: str | None = None if self.cursor == TIEBREAK else TIEBREAK
+        self.source = ENTITIES[flow.entity]  # service, entity set, child sets: the entity registry
+        breakers = [b for b in self.source.tiebreak if b != self.cursor]
+        self.tiebreak: str | None = breakers[0] if breakers else None
         self.now = datetime.now(ZoneInfo(flow.timezone))
         self.partner_key = ""
         if isinstance(self.fmt, X12Format):
@@ -275,16 +269,22 @@ class OutboundRun(FlowRun):
 
     def _select(self) -> list[str] | None:
         if self.flow.entity == "ap-payments" and isinstance(self.fmt, X12Format):
-            return PAYMENT_FIELDS
-        assert isinstance(self.fmt, CsvFormat | FixedWidthFormat)
+            return list(self.source.x12_select)
+        if not isinstance(self.fmt, CsvFormat | FixedWidthFormat):
+            raise ConfigError(f"flow {self.name}: entity {self.flow.entity} cannot be written as {self.fmt.type}")
         return source_fields(self.fmt.columns)
 
+    def _payments_x12(self) -> bool:
+        return self.flow.entity == "ap-payments" and isinstance(self.fmt, X12Format)
+
     async def _pages(self, k: KineticClient) -> Any:
-        service, entity_set = SOURCES[self.flow.entity]
         after, after_tb = self._watermark()
+        # An 820 needs each payment's APTran lines: read through the parent set ($expand), the
+        # documented way; a $filter on the APTrans child set applies to CheckHed (or fails).
+        expand = [self.source.child("APTrans").name] if self._payments_x12() else None
         async for page in k.extract(
-            service,
-            entity_set,
+            self.source.service,
+            self.source.entity_set,
             cursor=self.cursor,
             after=after,
             after_tiebreak=after_tb,
@@ -292,40 +292,29 @@ class OutboundRun(FlowRun):
             select=self._select(),
             extra_filter=self.flow.filter,
             tiebreak=self.tiebreak,
+            expand=expand,
         ):
-            if self.flow.entity == "ap-payments" and isinstance(self.fmt, X12Format):
+            if self._payments_x12():
                 await self._attach_payment_details(k, page)
             yield page
 
     async def _attach_payment_details(self, k: KineticClient, page: list[dict[str, Any]]) -> None:
-        """APTran lines and the vendor of each CheckHed in the page: two batched reads per page."""
-        service = SOURCES["ap-payments"][0]
-        heads = [r["HeadNum"] for r in page]
-        lines: dict[Any, list[dict[str, Any]]] = {h: [] for h in heads}
-        async for trans in k.extract(
-            service,
-            "APTrans",
-            cursor="HeadNum",
-            after=None,
-            tiebreak="APTranNo",
-            extra_filter=odata.any_of("HeadNum", heads),
-            page_size=1000,
-        ):
-            for t in trans:
-                lines.setdefault(t["HeadNum"], []).append(t)
+        """Each payment's APTran lines (expanded in the page) and its vendor: one batched read per page."""
+        vendors_entity = ENTITIES["vendors"]
         nums = sorted({r["VendorNum"] for r in page})
         vendors = {
             v["VendorNum"]: v
-            for v in await k.query(
-                "Erp.BO.VendorSvc",
-                "Vendors",
+            for v in await k.query_all(
+                vendors_entity.service,
+                vendors_entity.entity_set,
                 filter=odata.any_of("VendorNum", nums),
                 select=["VendorNum", "VendorID", "Name"],
-                top=len(nums) + 1,
+                orderby="VendorNum asc",
+                expect=len(nums),
             )
         }
         for row in page:
-            row["APTran"] = lines.get(row["HeadNum"], [])
+            row["APTran"] = row.pop("APTrans", None) or []
             row["Vendor"] = vendors.get(row["VendorNum"], {})
 
     def _open(self, seq: int) -> _Open:

@@ -1,11 +1,18 @@
-"""The Epicor Kinetic REST v2 client.
+"""The Epicor Kinetic REST v2 client: transport only (auth, retries, OData, error mapping).
 
-- ``x-api-key`` on every call; Basic auth, or a Bearer token from ``TokenResource.svc`` refreshed
-  before it expires (and once on a 401).
-- Transient failures (connect errors, timeouts on reads, 429, 502-504, licence exhaustion) retry
-  with exponential backoff and full jitter, never sooner than ``Retry-After``, within a budget.
-- A write that got no answer (timeout, 500, cut connection) raises ``UnknownOutcomeError``: the
-  caller settles it by looking the record up before any retry (``upsert_vendor`` does).
+What each entity does with it (create-or-update recipes) lives in ``kinetic.recipes``; what each
+entity is (service, entity set, keys, cursor) lives in ``kinetic.entities``.
+
+- Auth is an ``httpx.Auth`` (``kinetic.auth``): ``x-api-key`` on every call, Basic or a Bearer
+  token refreshed before expiry and once on a 401.
+- One retry policy (``ml_connector.retry``): connect errors, timeouts on reads, 429, 502-504 and
+  licence exhaustion retry with jittered backoff, never sooner than ``Retry-After``.
+- A write that got no answer raises ``UnknownOutcomeError``: the recipe settles it by looking
+  the record up before any retry.
+- A read refused twice with the same 500 is a refused query plan (Kinetic names no field): a
+  configuration error for the run naming the service and filter, not six retries.
+- List calls never ask for more rows than the server's cap (100 by default in Kinetic); lookups
+  page under it. Read methods (GetByID, GetRows, GetList) go by GET with query parameters.
 - Epicor's status and error body map to the error tree in one place (``map_error``).
 - Every call is audited: method, path (no query values), status, duration, correlation id.
 """
@@ -13,9 +20,8 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,15 +29,20 @@ import httpx
 
 from ..connections import EpicorSettings
 from ..errors import (
+    ConfigError,
     ConnectError,
     FatalError,
     MLConnectorError,
     NotFoundError,
+    PostedRecordError,
     RecordError,
+    ScopeDeniedError,
     TransientError,
     UnknownOutcomeError,
 )
+from ..retry import RetryPolicy
 from . import odata
+from .auth import TOKEN_PATH, KineticAuth
 
 Audit = Callable[..., None]
 Sleep = Callable[[float], Awaitable[None]]
@@ -39,24 +50,58 @@ Sleep = Callable[[float], Awaitable[None]]
 
 @dataclass(frozen=True)
 class KineticOptions:
-    """Retry budget and backoff, with explicit defaults."""
+    """Retry budget, backoff and page sizes, with explicit defaults."""
 
     attempts: int = 6
     backoff_s: float = 0.5
     backoff_max_s: float = 30.0
-    lookup_batch: int = 50
-    datetime_literal: str = "iso"  # "iso" 2026-01-31T00:00:00, "iso-z" …Z, "v1" datetime'…'
+    lookup_batch: int = 50  # natural keys per lookup query
+    page_cap: int = 100  # rows asked for per page: Kinetic caps list calls at 100 by default
+    datetime_literal: str | None = None  # overrides the connection's setting (tests, the fit check)
+
+    @property
+    def policy(self) -> RetryPolicy:
+        """The shared retry policy these options describe."""
+        return RetryPolicy(self.attempts, self.backoff_s, self.backoff_max_s)
 
 
-def map_error(status: int, body: Any, *, what: str, write: bool) -> MLConnectorError:
-    """Epicor's HTTP status and error body to the error tree (the only place this happens)."""
+def _service_of(what: str) -> str | None:
+    for part in what.split("/"):
+        if part.startswith(("Erp.", "Ice.")):
+            return part
+    return None
+
+
+def map_error(
+    status: int,
+    body: Any,
+    *,
+    what: str,
+    write: bool,
+    retry_after: float | None = None,
+    authenticated_elsewhere: bool = False,
+) -> MLConnectorError:
+    """Epicor's HTTP status and error body to the error tree (the only place this happens).
+
+    ``authenticated_elsewhere``: this client has had a successful call to another service, so a
+    401 here is the key's access scope (Kinetic answers scope denial with 401 or 403), not the
+    password.
+    """
     info = body if isinstance(body, dict) else {}
     message = str(info.get("ErrorMessage") or (info.get("error") or {}).get("message") or body or "")[:500]
     etype = str(info.get("ErrorType") or "")
     fields = [d.get("Field") for d in info.get("ErrorDetails") or [] if isinstance(d, dict) and d.get("Field")]
     where = f"{what}: HTTP {status}: {message}" + (f" (field {fields[0]})" if fields else "")
+    service = _service_of(what)
     if status in (429, 502, 503, 504) or "LicenseAccessException" in etype or "Maximum users" in message:
-        return TransientError(where)
+        return TransientError(where, retry_after=retry_after)
+    scope_words = "scope" in message.lower() or "UnauthorizedAccess" in etype
+    if service and (status == 403 or (status == 401 and (scope_words or authenticated_elsewhere))):
+        return ScopeDeniedError(
+            f"{what}: the API key's access scope does not allow service {service} (HTTP {status}: {message}); "
+            f"add {service} to the key's access scope in API Key Maintenance",
+            service=service,
+        )
     if status == 401:
         return ConnectError(f"{what}: authentication failed (HTTP 401: {message})")
     if status == 403:
@@ -67,10 +112,12 @@ def map_error(status: int, body: Any, *, what: str, write: bool) -> MLConnectorE
         return ConnectError(f"{what}: unknown company (HTTP {status}: {message})")
     if status == 400 and "ODataException" in etype:
         return FatalError(f"{what}: the query was rejected (HTTP {status}: {message})")
+    if status in (400, 405, 409, 422) and write and "posted" in message.lower():
+        return PostedRecordError(f"{what}: already posted in Kinetic, it can no longer be changed ({message})")
     if status in (400, 409, 422):
         return RecordError(where)
     if status >= 500:
-        return UnknownOutcomeError(where) if write else TransientError(where)
+        return UnknownOutcomeError(where) if write else TransientError(where, retry_after=retry_after)
     return FatalError(where)
 
 
@@ -125,21 +172,19 @@ class KineticClient:
     ) -> None:
         self.settings = settings
         self.options = options or KineticOptions()
+        self.datetime_literal: str = self.options.datetime_literal or settings.datetime_literal
         self._audit = audit
         self._sleep = sleep
-        self._clock = clock
-        self._rng = random.Random()  # noqa: S311 - backoff jitter, not cryptography
+        self._run_id, self._flow = run_id, flow
+        self.auth = KineticAuth(settings, map_error=self._token_error, clock=clock, observe=self._token_seen)
         self._http = httpx.AsyncClient(
             base_url=settings.url.rstrip("/"),
             timeout=httpx.Timeout(settings.timeout_s, connect=min(10.0, settings.timeout_s)),
             verify=settings.ca_bundle or settings.verify_tls,
             transport=transport,
+            auth=self.auth,
         )
-        self._token: str | None = None
-        self._token_expires = 0.0
-        self._refresh_at = 0.0
-        self._run_id, self._flow = run_id, flow
-        self.token_refreshes = 0
+        self._ok_services: set[str] = set()
 
     async def __aenter__(self) -> KineticClient:
         return self
@@ -148,55 +193,31 @@ class KineticClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        """Close the connection pool."""
         await self._http.aclose()
 
     @property
     def odata_base(self) -> str:
+        """The company's OData root, relative to the instance URL."""
         return f"/api/v2/odata/{self.settings.company}"
 
-    # --- auth -----------------------------------------------------------------------------------
+    @property
+    def token_refreshes(self) -> int:
+        """Tokens requested so far (0 with Basic auth)."""
+        return self.auth.refreshes
 
     def token_expires_in(self) -> float | None:
-        return None if self._token is None else self._token_expires - self._clock()
+        """Seconds until the current token expires (None with Basic auth or before the first call)."""
+        return self.auth.expires_in()
 
-    async def _ensure_token(self, force: bool = False) -> None:
-        if not force and self._token and self._clock() < self._refresh_at:
-            return
-        started = time.monotonic()
-        try:
-            resp = await self._http.post(
-                "/TokenResource.svc/",
-                headers={
-                    "username": self.settings.username,
-                    "password": self.settings.password.reveal(),
-                    "x-api-key": self.settings.api_key.reveal(),
-                    "Accept": "application/json",
-                },
-            )
-        except httpx.TransportError as exc:
-            raise TransientError(f"token request: {describe_transport_error(exc)}") from None
-        self._record("POST", "/TokenResource.svc/", resp, started, attempt=1)
-        if resp.status_code != 200:
-            raise map_error(resp.status_code, _body(resp), what="token request", write=False)
-        data = resp.json()
-        lifetime = float(data.get("ExpiresIn") or 3600)
-        self._token = str(data["AccessToken"])
-        now = self._clock()
-        self._token_expires = now + lifetime
-        # Refresh ahead of expiry: the configured margin, at most a tenth of a short lifetime.
-        self._refresh_at = now + lifetime - min(self.settings.token_refresh_margin_s, lifetime / 10)
-        self.token_refreshes += 1
+    # --- auth callbacks ---------------------------------------------------------------------------
 
-    async def _headers(self) -> dict[str, str]:
-        headers = {"x-api-key": self.settings.api_key.reveal(), "Accept": "application/json"}
-        if self.settings.plant:
-            headers["CallSettings"] = f'{{"Company":"{self.settings.company}","Plant":"{self.settings.plant}"}}'
-        if self.settings.auth == "token":
-            await self._ensure_token()
-            headers["Authorization"] = f"Bearer {self._token}"
-        else:
-            headers["Authorization"] = "Basic " + _basic(self.settings.username, self.settings.password.reveal())
-        return headers
+    def _token_error(self, resp: httpx.Response) -> Exception:
+        return map_error(resp.status_code, _body(resp), what="token request", write=False,
+                         retry_after=_retry_after(resp))  # fmt: skip
+
+    def _token_seen(self, resp: httpx.Response, started: float) -> None:
+        self._record("POST", TOKEN_PATH, resp, started, attempt=1)
 
     # --- the one request loop -------------------------------------------------------------------
 
@@ -224,59 +245,69 @@ class KineticClient:
 
     async def request(self, method: str, path: str, *, params: Mapping[str, str | int] | None = None,
                       json: Any = None, write: bool = False) -> Any:  # fmt: skip
-        """One call with retries; returns the parsed JSON (or text for ``/$count``)."""
+        """One call with retries; returns the parsed JSON (or text for ``/$count`` and ``$metadata``)."""
         url = path + ("?" + odata.encode_query(params) if params else "")
         content = None if json is None else _dumps(json)
-        refreshed = False
-        attempt = 0
-        while True:
-            attempt += 1
-            started = time.monotonic()
-            try:
-                headers = await self._headers()
-            except TransientError as exc:  # the token request itself was throttled or cut
-                if attempt >= self.options.attempts:
-                    raise
-                cap = min(self.options.backoff_max_s, self.options.backoff_s * 2 ** (attempt - 1))
-                await self._sleep(max(getattr(exc, "retry_after", None) or 0.0, self._rng.uniform(0, cap)))
-                continue
-            try:
-                if content is not None:
-                    headers["Content-Type"] = "application/json"
-                resp = await self._http.request(method, url, headers=headers, content=content)
-            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                # Nothing reached the server: safe to retry, writes included.
-                self._record(method, path, None, started, attempt=attempt, error=type(exc).__name__)
-                error: MLConnectorError = TransientError(f"{method} {path}: {describe_transport_error(exc)}")
-                retry_after = None
-            except httpx.TransportError as exc:
-                self._record(method, path, None, started, attempt=attempt, error=type(exc).__name__)
-                if write:
-                    raise UnknownOutcomeError(f"{method} {path}: no answer ({type(exc).__name__})") from None
-                error, retry_after = TransientError(f"{method} {path}: {describe_transport_error(exc)}"), None
-            else:
-                self._record(method, path, resp, started, attempt=attempt)
-                if resp.status_code < 400:
-                    if path.endswith("/$count"):
-                        return resp.text
-                    return _loads(resp.content) if resp.content else {}
-                if resp.status_code == 401 and self.settings.auth == "token" and not refreshed:
-                    refreshed = True  # an expired or revoked token: one fresh token, one more try
-                    await self._ensure_token(force=True)
-                    continue
-                error = map_error(resp.status_code, _body(resp), what=f"{method} {path}", write=write)
-                retry_after = _retry_after(resp)
-            if not isinstance(error, TransientError) or attempt >= self.options.attempts:
-                raise error
-            cap = min(self.options.backoff_max_s, self.options.backoff_s * 2 ** (attempt - 1))
-            await self._sleep(max(retry_after or 0.0, self._rng.uniform(0, cap)))
+        failures: list[str] = []  # 500 messages of earlier attempts (a refused query plan repeats)
+        result: Any = None
+        async for attempt in self.options.policy.retrying(self._sleep):
+            with attempt:
+                result = await self._once(method, path, url, content, write=write, params=params, failures=failures,
+                                          attempt=attempt.retry_state.attempt_number)  # fmt: skip
+        return result
+
+    async def _once(self, method: str, path: str, url: str, content: bytes | None, *, write: bool,
+                    params: Mapping[str, str | int] | None, failures: list[str], attempt: int) -> Any:  # fmt: skip
+        started = time.monotonic()
+        headers = {"Content-Type": "application/json"} if content is not None else None
+        try:
+            resp = await self._http.request(method, url, headers=headers, content=content)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # Nothing reached the server: safe to retry, writes included.
+            self._record(method, path, None, started, attempt=attempt, error=type(exc).__name__)
+            raise TransientError(f"{method} {path}: {describe_transport_error(exc)}") from None
+        except httpx.TransportError as exc:
+            self._record(method, path, None, started, attempt=attempt, error=type(exc).__name__)
+            if write and not self.auth.sending_token_request:
+                raise UnknownOutcomeError(f"{method} {path}: no answer ({type(exc).__name__})") from None
+            raise TransientError(f"{method} {path}: {describe_transport_error(exc)}") from None
+        self._record(method, path, resp, started, attempt=attempt)
+        service = _service_of(path)
+        if resp.status_code < 400:
+            if service:
+                self._ok_services.add(service)
+            if path.endswith(("/$count", "/$metadata")):
+                return resp.text
+            return _loads(resp.content) if resp.content else {}
+        body = _body(resp)
+        error = map_error(resp.status_code, body, what=f"{method} {path}", write=write,
+                          retry_after=_retry_after(resp),
+                          authenticated_elsewhere=bool(self._ok_services - {service}))  # fmt: skip
+        if not write and resp.status_code == 500:
+            # The same refusal twice: compare what it says, not its per-response CorrelationId.
+            info = body if isinstance(body, dict) else {}
+            text = f"{info.get('ErrorType')}: {info.get('ErrorMessage')}" if info else str(body)[:300]
+            if text in failures:
+                flt = (params or {}).get("$filter")
+                raise ConfigError(
+                    f"{method} {path}: Kinetic refused the query twice with the same server error (HTTP 500) "
+                    f"on service {service}" + (f" with $filter {flt!r}" if flt else "") + ": a refused query plan "
+                    "(a filter on a display field such as VendorNumVendorID, or on a child set's column); "
+                    "fix the flow's filter or cursor"
+                )
+            failures.append(text)
+        raise error
 
     # --- OData reads ----------------------------------------------------------------------------
 
+    def _cap(self, top: int) -> int:
+        return max(1, min(top, self.options.page_cap))
+
     async def query(self, service: str, entity_set: str, *, filter: str | None = None,
-                    select: list[str] | None = None, orderby: str | None = None, top: int = 100,
-                    skip: int | None = None) -> list[dict[str, Any]]:  # fmt: skip
-        params: dict[str, str | int] = {"$top": top}
+                    select: Sequence[str] | None = None, orderby: str | None = None, top: int = 100,
+                    skip: int | None = None, expand: Sequence[str] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+        """One page of an entity set (``$top`` never above the page cap; a ``nextLink`` is followed)."""
+        params: dict[str, str | int] = {"$top": self._cap(top)}
         if filter:
             params["$filter"] = filter
         if select:
@@ -285,10 +316,12 @@ class KineticClient:
             params["$orderby"] = orderby
         if skip:
             params["$skip"] = skip
+        if expand:
+            params["$expand"] = ",".join(odata.field(f) for f in expand)
         data = await self.request("GET", f"{self.odata_base}/{service}/{entity_set}", params=params)
         rows = list(data.get("value", []))
-        # Instances that cap pages may say where the rest is; follow it (never seen from Kinetic so
-        # far, but harmless where absent).
+        # Kinetic v2 sends no nextLink that anyone has seen; an instance that does says where the
+        # rest of a capped page is.
         while data.get("@odata.nextLink"):
             link = httpx.URL(str(data["@odata.nextLink"]))
             data = await self.request("GET", link.path.removeprefix(httpx.URL(self.settings.url).path),
@@ -296,9 +329,31 @@ class KineticClient:
             rows.extend(data.get("value", []))
         return rows
 
+    async def query_all(self, service: str, entity_set: str, *, filter: str | None, orderby: str,
+                        select: Sequence[str] | None = None, expand: Sequence[str] | None = None,
+                        expect: int | None = None) -> list[dict[str, Any]]:  # fmt: skip
+        """Every row a (bounded) filter matches, in pages under the cap.
+
+        Ends on an empty page, since a server capping below what we ask would make a short page
+        look like the last; or once ``expect`` rows arrived (a lookup that found every key).
+        """
+        out: list[dict[str, Any]] = []
+        page = self.options.page_cap
+        while True:
+            rows = await self.query(service, entity_set, filter=filter, select=select, orderby=orderby,
+                                    top=page, skip=len(out) or None, expand=expand)  # fmt: skip
+            out.extend(rows)
+            if not rows or (expect is not None and len(out) >= expect):
+                return out
+
     async def count(self, service: str, entity_set: str, filter: str | None = None) -> int:
+        """``/$count`` of an entity set."""
         params = {"$filter": filter} if filter else None
         return int(await self.request("GET", f"{self.odata_base}/{service}/{entity_set}/$count", params=params))
+
+    async def metadata(self, service: str) -> str:
+        """The service's ``$metadata`` document (CSDL XML)."""
+        return str(await self.request("GET", f"{self.odata_base}/{service}/$metadata"))
 
     async def extract(
         self,
@@ -307,45 +362,45 @@ class KineticClient:
         *,
         cursor: str,
         after: Any,
-        page_size: int = 500,
+        page_size: int = 100,
         select: list[str] | None = None,
         extra_filter: str | None = None,
-        tiebreak: str | None = "SysRevID",
+        tiebreak: str | Sequence[str] | None = "SysRevID",
         after_tiebreak: Any = None,
+        expand: Sequence[str] | None = None,
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """Pages of rows changed since ``after``, by keyset on ``cursor`` (never ``$skip``).
 
-        A cursor with ties (``ChangeDate`` is a date: many rows share one) pages on the pair
-        (``cursor``, ``tiebreak``): ``cursor gt last or (cursor eq last and tiebreak gt t)``, so
-        a page boundary inside a run of equal dates neither skips nor repeats a row. Rows that
+        A cursor with ties (``ChangeDate`` is a date: many rows share one) pages on the tuple
+        (``cursor``, tie-breakers): ``cursor gt c or (cursor eq c and tb1 gt t1) or ...``, so a
+        page boundary inside a run of equal values neither skips nor repeats a row. Rows that
         change while we page move past the keyset and are read later. Paging ends on an empty
         page, not a short one: an instance that caps pages below ``page_size`` would otherwise
-        end the extract early.
+        end the extract early. ``after_tiebreak`` is one value or a list (one per tie-breaker).
         """
-        if tiebreak == cursor:
-            tiebreak = None
-        keys = [cursor] + ([tiebreak] if tiebreak else [])
+        breakers = [tiebreak] if isinstance(tiebreak, str) else list(tiebreak or [])
+        breakers = [b for b in breakers if b != cursor]
+        keys = [cursor, *breakers]
         fields = None if select is None else list(dict.fromkeys([*select, *keys]))
-        style = self.options.datetime_literal
-        last, last_tb = odata.cursor_value(after), after_tiebreak
+        style = self.datetime_literal
+        last = odata.cursor_value(after)
+        last_tb: list[Any] | None
+        if after_tiebreak is None:
+            last_tb = None
+        else:
+            last_tb = list(after_tiebreak) if isinstance(after_tiebreak, list | tuple) else [after_tiebreak]
         orderby = ",".join(f"{odata.field(k)} asc" for k in keys)
         while True:
-            if last is None:
-                keyset = None
-            elif tiebreak and last_tb is not None:
-                keyset = (f"{odata.compare(cursor, 'gt', last, style)} or ({odata.compare(cursor, 'eq', last, style)}"
-                          f" and {odata.compare(tiebreak, 'gt', last_tb)})")  # fmt: skip
-            else:
-                keyset = odata.compare(cursor, "gt", last, style)
-            flt = odata.all_of(extra_filter, f"({keyset})" if keyset and " or " in keyset else keyset)
-            rows = await self.query(
-                service, entity_set, filter=flt or None, select=fields, orderby=orderby, top=page_size
-            )
+            flt = odata.all_of(extra_filter, _keyset(keys, [last, *(last_tb or [])] if last is not None else None,
+                                                     tied=last_tb is not None and len(last_tb) == len(breakers),
+                                                     style=style))  # fmt: skip
+            rows = await self.query(service, entity_set, filter=flt or None, select=fields, orderby=orderby,
+                                    top=page_size, expand=expand)  # fmt: skip
             if not rows:
                 return
             yield rows
             last = odata.cursor_value(rows[-1][cursor])
-            last_tb = rows[-1][tiebreak] if tiebreak else None
+            last_tb = [rows[-1][b] for b in breakers]
 
     # --- methods --------------------------------------------------------------------------------
 
@@ -353,234 +408,43 @@ class KineticClient:
         """One cheap authenticated call (``connections test``): company, round trip, token expiry."""
         started = time.monotonic()
         vendors = await self.count("Erp.BO.VendorSvc", "Vendors")
+        expires = self.token_expires_in()
         return {
             "company": self.settings.company,
             "round_trip_ms": round((time.monotonic() - started) * 1000, 1),
-            "token_expires_in_s": None if self._token is None else round(self._token_expires - self._clock()),
+            "token_expires_in_s": None if expires is None else round(expires),
             "vendors": vendors,
         }
 
     async def call(self, service: str, method: str, body: dict[str, Any], *, write: bool = False) -> dict[str, Any]:
+        """A business-object method by POST (GetNew…, Change…, Update…); every parameter is sent."""
         result = await self.request("POST", f"{self.odata_base}/{service}/{method}", json=body, write=write)
         return dict(result)
 
-    # --- create-or-update recipes --------------------------------------------------------------
-
-    async def find(self, entity: str, keys: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
-        """Existing rows by natural key, looked up in batches (one query per batch)."""
-        recipe = RECIPES[entity]
-        found: dict[tuple[Any, ...], dict[str, Any]] = {}
-        unique = list({tuple(k[f] for f in recipe.natural_key): k for k in keys}.values())
-        step = self.options.lookup_batch if len(recipe.natural_key) == 1 else max(1, self.options.lookup_batch // 5)
-        for i in range(0, len(unique), step):
-            chunk = unique[i : i + step]
-            if len(recipe.natural_key) == 1:
-                flt = odata.any_of(recipe.natural_key[0], [k[recipe.natural_key[0]] for k in chunk])
-            else:
-                flt = " or ".join(
-                    "(" + " and ".join(odata.compare(f, "eq", k[f]) for f in recipe.natural_key) + ")" for k in chunk
-                )
-            for row in await self.query(recipe.service, recipe.entity_set, filter=flt, top=len(chunk) * 5 + 1):
-                found[tuple(row[f] for f in recipe.natural_key)] = row
-        return found
-
-    async def upsert(
-        self,
-        entity: str,
-        fields: dict[str, Any],
-        existing: dict[str, Any] | None = None,
-        *,
-        settle_tries: int = 3,
-        looked_up: bool = False,
-    ) -> tuple[dict[str, Any], bool]:
-        """Create or update one record by its natural key; returns (saved row, created).
-
-        New: ``GetNew…`` then set fields then ``Update``/``UpdateMaster``. Existing: ``GetByID``,
-        set fields, ``RowMod`` U, save. A save with no answer is settled by looking the record up
-        (did it land?) before any retry, so a record is never created twice.
-        """
-        recipe = RECIPES[entity]
-        key = tuple(fields[f] for f in recipe.natural_key)
-        if existing is None and not looked_up:  # ``looked_up``: the caller's batched find said absent
-            existing = (await self.find(entity, [fields])).get(key)
-        if existing is not None:
-            current = await self.call(recipe.service, "GetByID", {p: existing[f] for p, f in recipe.by_id})
-            ds = current["returnObj"]
-            row = ds[recipe.table][0]
-            row.update({k: v for k, v in fields.items() if k not in recipe.by_id_fields})
-            row["RowMod"] = "U"
-            created = False
-        else:
-            params: dict[str, Any] = {"ds": {}}
-            params.update({p: fields[f] for p, f in recipe.get_new_params if f in fields})
-            ds = (await self.call(recipe.service, recipe.get_new, params))["parameters"]["ds"]
-            row = ds[recipe.table][-1]
-            row.update(fields)
-            created = True
-        try:
-            saved = await self.call(recipe.service, recipe.save, {"ds": ds, **recipe.save_params(fields)}, write=True)
-        except UnknownOutcomeError:
-            settled = (await self.find(entity, [fields])).get(key)
-            if settled is not None and (existing is None or settled["SysRevID"] != existing["SysRevID"]):
-                return settled, created  # the write landed
-            if settle_tries <= 1:
-                raise
-            return await self.upsert(entity, fields, settled, settle_tries=settle_tries - 1)
-        rows = saved["parameters"]["ds"][recipe.table]
-        match = next((r for r in rows if all(r.get(f) == fields[f] for f in recipe.natural_key)), rows[-1])
-        return match, created
-
-    async def find_vendors(self, vendor_ids: list[str]) -> dict[str, dict[str, Any]]:
-        """Existing vendors by VendorID, looked up in batches."""
-        found = await self.find("vendors", [{"VendorID": v} for v in vendor_ids])
-        return {k[0]: row for k, row in found.items()}
-
-    async def upsert_vendor(self, fields: dict[str, Any], existing: dict[str, Any] | None = None) -> tuple[int, bool]:
-        """Create or update one vendor by VendorID; returns (VendorNum, created)."""
-        row, created = await self.upsert("vendors", fields, existing)
-        return int(row["VendorNum"]), created
-
-    async def apply_cash(self, receipt: dict[str, Any], invoice_num: int, amount: Any) -> dict[str, Any]:
-        """Apply part of a saved cash receipt to an AR invoice (``GetNewCashDtl`` + ``UpdateMaster``).
-
-        Idempotent by (GroupID, HeadNum, InvoiceNum): an unknown outcome is settled by reading the
-        receipt back before any retry.
-        """
-        key = {"groupID": receipt["GroupID"], "headNum": receipt["HeadNum"]}
-
-        async def applied() -> bool:
-            ds = (await self.call("Erp.BO.CashRecSvc", "GetByID", key))["returnObj"]
-            return any(d["InvoiceNum"] == invoice_num for d in ds.get("CashDtl", []))
-
-        if await applied():
-            return receipt
-        ds = (await self.call("Erp.BO.CashRecSvc", "GetNewCashDtl", {"ds": {}, **key, "invoiceNum": invoice_num}))[
-            "parameters"
-        ]["ds"]
-        ds["CashDtl"][-1].update(TranAmt=amount, DocTranAmt=amount)
-        try:
-            params = {"ds": ds, "ipGroupID": receipt["GroupID"], "ipTableName": "CashDtl"}
-            await self.call("Erp.BO.CashRecSvc", "UpdateMaster", params, write=True)
-        except UnknownOutcomeError:
-            if not await applied():
-                raise
-        return receipt
-
-    async def find_payment(self, vendor_num: int, check_num: int) -> dict[str, Any] | None:
-        flt = odata.all_of(odata.compare("VendorNum", "eq", vendor_num), odata.compare("CheckNum", "eq", check_num))
-        rows = await self.query(PAYMENT_SVC, "PaymentEntries", filter=flt, top=2)
-        return rows[0] if rows else None
-
-    async def create_payment(
-        self, *, group_id: str, vendor_id: str, check_num: int, check_date: Any, amount: Any,
-        lines: list[tuple[str, Any]], tries: int = 3,
-    ) -> tuple[int, bool]:  # fmt: skip
-        """An AP payment (CheckHed + one APTran per invoice); returns (HeadNum, created).
-
-        Natural key: CheckNum + VendorNum. ``CreateNewCheckHed`` saves an empty header at once,
-        so a header whose answer was lost is found again (VendorNum 0, CheckNum 0 in this group)
-        and reused rather than leaving an orphan. Each save with no answer is settled by reading
-        the payment back before any retry; a replay of a finished payment creates nothing.
-        """
-        vendor = (await self.find_vendors([vendor_id])).get(vendor_id)
-        if vendor is None:
-            raise RecordError(f"payment {check_num}: vendor {vendor_id!r} does not exist in Kinetic")
-        existing = await self.find_payment(int(vendor["VendorNum"]), check_num)
-        created = existing is None
-        if existing is None:
-            orphans = await self.query(PAYMENT_SVC, "PaymentEntries", filter=odata.all_of(
-                odata.compare("GroupID", "eq", group_id), odata.compare("VendorNum", "eq", 0),
-                odata.compare("CheckNum", "eq", 0)), top=1)  # fmt: skip
-            if orphans:
-                ds = (await self.call(PAYMENT_SVC, "GetByID", {"headNum": orphans[0]["HeadNum"]}))["returnObj"]
-            else:
-                try:
-                    ds = (
-                        await self.call(PAYMENT_SVC, "CreateNewCheckHed", {"pcGroupID": group_id, "ds": {}}, write=True)
-                    )["parameters"]["ds"]
-                except UnknownOutcomeError:
-                    if tries <= 1:
-                        raise
-                    return await self.create_payment(group_id=group_id, vendor_id=vendor_id, check_num=check_num,
-                                                     check_date=check_date, amount=amount, lines=lines,
-                                                     tries=tries - 1)  # fmt: skip
-            ds["CheckHed"][0]["RowMod"] = "U"
-            ds = (await self.call(PAYMENT_SVC, "OnChangeVendor", {"pcVendorID": vendor_id, "ds": ds}))["parameters"][
-                "ds"
-            ]
-            ds["CheckHed"][0].update(CheckNum=check_num, CheckDate=check_date, CheckAmt=amount, DocCheckAmt=amount)
-            ds.pop("APTran", None)
-            try:
-                await self.call(PAYMENT_SVC, "Update", {"ds": ds}, write=True)
-            except UnknownOutcomeError:
-                if await self.find_payment(int(vendor["VendorNum"]), check_num) is None:
-                    raise
-            existing = await self.find_payment(int(vendor["VendorNum"]), check_num)
-            assert existing is not None
-        head_num = int(existing["HeadNum"])
-        for invoice_num, paid in lines:
-            await self._pay_line(head_num, invoice_num, paid)
-        return head_num, created
-
-    async def _pay_line(self, head_num: int, invoice_num: str, paid: Any) -> None:
-        async def present() -> bool:
-            ds = (await self.call(PAYMENT_SVC, "GetByID", {"headNum": head_num}))["returnObj"]
-            return any(t["InvoiceNum"] == invoice_num for t in ds.get("APTran", []))
-
-        if await present():
-            return
-        tran = (await self.call(PAYMENT_SVC, "GetNewAPTran", {"ds": {}, "headNum": head_num, "invoiceNum": ""}))[
-            "parameters"
-        ]["ds"]
-        tran = (await self.call(PAYMENT_SVC, "OnChangeInvoiceNum", {"pcInvoiceNum": invoice_num, "ds": tran}))[
-            "parameters"
-        ]["ds"]
-        tran = (await self.call(PAYMENT_SVC, "OnChangeDocTranAmt", {"pdDocTranAmt": paid, "ds": tran}))["parameters"][
-            "ds"
-        ]
-        try:
-            await self.call(PAYMENT_SVC, "Update", {"ds": tran}, write=True)
-        except UnknownOutcomeError:
-            if not await present():
-                raise
+    async def read(self, service: str, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """A read-only method (GetByID, GetRows, GetList) by GET with query parameters (POST is deprecated)."""
+        query = {k: _param_text(v) for k, v in params.items()}
+        result = await self.request("GET", f"{self.odata_base}/{service}/{method}", params=query)
+        return dict(result)
 
 
-PAYMENT_SVC = "Erp.BO.PaymentEntrySvc"
+def _param_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """How one entity is looked up, created and saved (reference/epicor-kinetic-api.md section 3)."""
-
-    service: str
-    entity_set: str
-    table: str
-    natural_key: tuple[str, ...]
-    get_new: str
-    get_new_params: tuple[tuple[str, str], ...]  # (method parameter, field)
-    by_id: tuple[tuple[str, str], ...]  # (GetByID parameter, field of the found row)
-    save: str = "Update"
-    save_extra: tuple[tuple[str, str], ...] = ()  # (save parameter, field)
-
-    @property
-    def by_id_fields(self) -> set[str]:
-        return {f for _, f in self.by_id}
-
-    def save_params(self, fields: dict[str, Any]) -> dict[str, Any]:
-        return {p: fields[f] for p, f in self.save_extra if f in fields}
-
-
-RECIPES: dict[str, Recipe] = {
-    "vendors": Recipe("Erp.BO.VendorSvc", "Vendors", "Vendor", ("VendorID",), "GetNewVendor", (),
-                      (("vendorNum", "VendorNum"),)),
-    "ap-invoices": Recipe("Erp.BO.APInvoiceSvc", "APInvoices", "APInvHed", ("VendorNum", "InvoiceNum"),
-                          "GetNewAPInvHedInvoice", (("cGroupID", "GroupID"),),
-                          (("vendorNum", "VendorNum"), ("invoiceNum", "InvoiceNum"))),
-    "cash-receipts": Recipe("Erp.BO.CashRecSvc", "CashRecs", "CashHead", ("GroupID", "CustNum", "CheckRef"),
-                            "GetNewCashHeadType", (("groupID", "GroupID"), ("tranType", "TranType")),
-                            (("groupID", "GroupID"), ("headNum", "HeadNum")), save="UpdateMaster",
-                            save_extra=(("ipGroupID", "GroupID"),)),
-}  # fmt: skip
+def _keyset(keys: list[str], values: list[Any] | None, *, tied: bool, style: str) -> str | None:
+    """``k1 gt v1 or (k1 eq v1 and k2 gt v2) or ...`` for the keyset position ``values``."""
+    if values is None:
+        return None
+    if not tied:
+        return odata.compare(keys[0], "gt", values[0], style)
+    terms = []
+    for i, key in enumerate(keys):
+        eqs = [odata.compare(keys[j], "eq", values[j], style) for j in range(i)]
+        terms.append(" and ".join([*eqs, odata.compare(key, "gt", values[i], style)]))
+    return "(" + " or ".join(f"({t})" if " and " in t else t for t in terms) + ")" if len(terms) > 1 else terms[0]
 
 
 def _json_default(value: Any) -> Any:
@@ -608,12 +472,6 @@ def _loads(content: bytes) -> Any:
     from decimal import Decimal
 
     return json.loads(content, parse_float=Decimal)
-
-
-def _basic(user: str, password: str) -> str:
-    import base64
-
-    return base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 def _body(resp: httpx.Response) -> Any:

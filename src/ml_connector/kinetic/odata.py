@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -30,8 +30,16 @@ def field(name: str) -> str:
     return name
 
 
-def literal(value: Any, datetime_style: str = "iso") -> str:
-    """The OData literal for a Python value; datetimes in the instance's accepted form."""
+DATETIME_LITERALS = ("zoned", "naive")
+
+
+def literal(value: Any, datetime_style: str = "zoned") -> str:
+    """The OData literal for a Python value; datetimes in the instance's accepted form.
+
+    Kinetic's date fields are ``Edm.DateTimeOffset``: the ``zoned`` form (``2026-01-31T00:00:00Z``)
+    is what OData v4 requires; some instances also take (or only take) the ``naive`` form without
+    a zone (evidence S2, S6). Naive Python datetimes are taken as UTC.
+    """
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -45,12 +53,11 @@ def literal(value: Any, datetime_style: str = "iso") -> str:
     if isinstance(value, float):
         raise FatalError("floats are refused in filters (use Decimal)")
     if isinstance(value, datetime):
-        text = value.isoformat(timespec="seconds")
-        if datetime_style == "v1":
-            return f"datetime'{text}'"
-        if datetime_style == "iso-z" and not text.endswith("Z") and "+" not in text[10:]:
-            return text + "Z"
-        return text
+        if datetime_style not in DATETIME_LITERALS:
+            raise FatalError(f"datetime literal form {datetime_style!r} is not one of {', '.join(DATETIME_LITERALS)}")
+        moment: datetime = value if value.tzinfo is None else value.astimezone(UTC).replace(tzinfo=None)
+        text = moment.isoformat(timespec="seconds")
+        return text + "Z" if datetime_style == "zoned" else text
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, str):
@@ -58,7 +65,8 @@ def literal(value: Any, datetime_style: str = "iso") -> str:
     raise FatalError(f"unsupported OData literal type {type(value).__name__}")
 
 
-def compare(name: str, op: str, value: Value, datetime_style: str = "iso") -> str:
+def compare(name: str, op: str, value: Value, datetime_style: str = "zoned") -> str:
+    """``name op literal`` with the field checked and the value escaped."""
     if op not in _OPS:
         raise FatalError(f"unknown OData operator {op!r}")
     return f"{field(name)} {op} {literal(value, datetime_style)}"
@@ -70,6 +78,7 @@ def any_of(name: str, values: Sequence[Value]) -> str:
 
 
 def all_of(*clauses: str | None) -> str:
+    """Clauses joined with ``and`` (an ``or`` clause is parenthesised)."""
     parts = [c for c in clauses if c]
     return " and ".join(f"({c})" if " or " in c and not c.startswith("(") else c for c in parts)
 

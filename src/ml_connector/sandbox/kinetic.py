@@ -18,6 +18,13 @@ CheckHed and APTran; cash groups, CashHead and CashDtl; AR invoices to apply cas
   commit-then-lose-the-response.
 
 State lives in an in-memory SQLite database. Uncertain behaviours are ``SandboxOptions``.
+
+Strict by default (issue 13): the sandbox refuses what public evidence says a real Kinetic refuses
+(a missing method parameter, reads by POST, partial-row updates, writes to posted records, child-set
+filters on child columns, display-field filters, zone-less DateTimeOffset literals, services outside
+the key's scope) and applies the entry screens' rules (APTranNo 0, ManualPrint, InvoiceAmt from the
+lines, vendor-derived terms). Each rule is one option; ``SandboxOptions.lenient()`` turns them all
+off. docs/kinetic-sandbox.md has the table with the evidence; kinetic_methods.py the parameter table.
 """
 
 from __future__ import annotations
@@ -32,9 +39,10 @@ import secrets
 import threading
 import time
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -50,8 +58,10 @@ from sqlalchemy import (
     and_,
     create_engine,
     delete,
+    false,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -62,31 +72,104 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from .kinetic_methods import READ_METHODS, declared, missing
 from .kinetic_schema import SERVICES, SPECS, TABLES, GetNew, ServiceSpec, metadata
 
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 TERMS_CODES = {"N30": 30, "N45": 45, "N60": 60, "2/10N30": 30, "COD": 0}
-DISPLAY_FIELDS = {"VendorNumVendorID", "VendorNumName"}
+DISPLAY_FIELDS = {"VendorNumVendorID", "VendorNumName", "CustNumCustID", "CustNumName"}
+# Methods beyond GetNew… each service answers (GetNew… come from kinetic_schema.SERVICES).
+COMMON_METHODS = ("GetByID", "GetList", "GetRows", "Update", "UpdateExt", "DeleteByID")
+SERVICE_METHODS: dict[str, tuple[str, ...]] = {
+    "Erp.BO.VendorSvc": (*COMMON_METHODS, "GetByVendID"),
+    "Erp.BO.APInvoiceSvc": (*COMMON_METHODS, "UpdateMaster", "ChangeVendorID", "ChangeInvoiceDateEx",
+                            "ChangeInvoiceVendorAmt"),
+    "Erp.BO.PaymentEntrySvc": (*COMMON_METHODS, "OnChangeVendor", "OnChangeInvoiceNum", "OnChangeDocTranAmt",
+                               "OnChangeManualPrint"),
+    "Erp.BO.CashRecSvc": (*COMMON_METHODS, "UpdateMaster", "GetCustomerInfo", "GetDtlInvoiceInfo",
+                          "GetDtlTranAmtInfo"),
+    "Erp.BO.ARInvoiceSvc": ("GetByID", "GetList", "GetRows"),
+}  # fmt: skip
 VENDOR = TABLES["Vendor"]
+CUSTOMER = TABLES["Customer"]
+NATURAL_KEYS = {"VendorID", "CustID", "InvoiceNum"}
+POSTED_HEADS = {"APInvHed": "AP invoice", "CheckHed": "Payment", "CashHead": "Cash receipt"}
+
+
+# Option -> the values it takes (the rest are free-form); checked at start and at run time.
+CHOICES: dict[str, tuple[Any, ...]] = {
+    "child_set_filter": ("parent", "table"),
+    "datetime_literal": ("zoned", "naive", "any"),
+    "duplicate_status": (400, 409),
+    "scope_denial_status": (401, 403),
+    "post_reads": ("refuse", "allow"),
+}
 
 
 @dataclass
 class SandboxOptions:
-    """Behaviour switches, including everything the reference marks uncertain."""
+    """Behaviour switches: strict (as the public evidence says Kinetic behaves) by default.
+
+    Each strict rule is one field; ``SandboxOptions.lenient()`` turns them all off (the sandbox's
+    old, forgiving behaviour) for callers not yet fit for a real Kinetic. The table with the
+    evidence for each is docs/kinetic-sandbox.md.
+    """
 
     instance: str = "EpicorSandbox"
     company: str = "EPIC06"
     api_key: str = "sandbox-api-key"
     users: dict[str, str] = field(default_factory=lambda: {"manager": "manager-password"})
-    token_lifetime_s: int = 3600
-    default_row_cap: int = 100  # when $top is absent
+    token_lifetime_s: int = 3600  # the real default is unknown (1 h and 8 h are both reported)
+    default_row_cap: int = 100  # rows when $top is absent
     bad_api_key_status: int = 401  # some instances answer 403
-    duplicate_status: int = 400  # some say 409
+    duplicate_status: int = 409  # DuplicateRecordException; some instances answer 400
     decimals_as_strings: bool = False
     accept_v1_datetime: bool = False  # also take v1-style datetime'2026-01-31T00:00:00' in $filter
-    max_page: int | None = None  # cap every page at this many rows (an admin-set server limit)
+    max_page: int | None = None  # older name for row_cap: cap every page at this many rows
     next_link: bool = False  # with a cap, say where the rest is in @odata.nextLink
     database: str = "sqlite://"  # in memory; "sqlite:///path/sandbox.db" keeps state across restarts
+    # --- strict rules (issue 13) ---
+    strict_parameters: bool = True  # every declared method parameter must be present
+    posted_read_only: bool = True  # posted APInvHed/CashHead/CheckHed (and their lines) refuse writes
+    row_cap: int = 100  # every list returns at most this many rows, whatever $top says (0: no cap)
+    child_set_filter: str = "parent"  # $filter on a child entity set applies to the parent type
+    query_plan_errors: bool = True  # $filter on a denormalized display field: generic 500
+    datetime_literal: str = "zoned"  # the DateTimeOffset literal form $filter accepts
+    case_insensitive_keys: bool = False  # VendorID/CustID/InvoiceNum compared upper-cased, right-trimmed
+    denied_services: list[str] = field(default_factory=list)  # outside the API key's access scope
+    scope_denial_status: int = 403
+    post_reads: str = "refuse"  # GetByID/GetList/GetRows by POST
+    full_row_updates: bool = True  # an Update's RowMod "U" rows must carry every field of the row
+    entry_rules: bool = True  # the entry screens' rules: APTranNo 0, ManualPrint, InvoiceAmt from lines…
+
+    def __post_init__(self) -> None:
+        for name in CHOICES:
+            check_choice(name, getattr(self, name))
+
+    @classmethod
+    def lenient(cls, **overrides: Any) -> SandboxOptions:
+        """The sandbox's old, forgiving behaviour: every strict rule off (transitional use only)."""
+        values: dict[str, Any] = dict(
+            strict_parameters=False,
+            posted_read_only=False,
+            row_cap=0,
+            child_set_filter="table",
+            query_plan_errors=False,
+            datetime_literal="any",
+            duplicate_status=400,
+            post_reads="allow",
+            full_row_updates=False,
+            entry_rules=False,
+        )
+        values.update(overrides)
+        return cls(**values)
+
+
+def check_choice(name: str, value: Any) -> None:
+    """Refuse a value an enumerated option does not take."""
+    allowed = CHOICES.get(name)
+    if allowed is not None and value not in allowed:
+        raise ValueError(f"sandbox option {name} must be one of {', '.join(map(str, allowed))}, not {value!r}")
 
 
 @dataclass
@@ -109,6 +192,12 @@ class EpicorError(Exception):
         super().__init__(message)
         self.status, self.message, self.error_type = status, message, error_type
         self.details, self.reason = details or [], reason
+        self.rule: str | None = None  # the strict option that refused the call, for /_sandbox/stats
+
+    def by(self, rule: str) -> EpicorError:
+        """Mark this error as a refusal by the strict option ``rule``."""
+        self.rule = rule
+        return self
 
     def response(self) -> JSONResponse:
         body = {
@@ -142,10 +231,15 @@ class KineticSandbox:
         self.calls: dict[str, int] = {}
         self.lost_responses = 0
         self.dropped = 0
+        self.strict_refusals: dict[str, int] = {}  # option -> calls it refused or rows it changed
         self.today: Callable[[], date] = date.today
         self.app = self._build_app()
 
     # --- state helpers --------------------------------------------------------------------------
+
+    def note(self, rule: str) -> None:
+        """Count one refusal (or silent change) by a strict option."""
+        self.strict_refusals[rule] = self.strict_refusals.get(rule, 0) + 1
 
     def next_sysrev(self) -> int:
         with self._lock:
@@ -170,7 +264,7 @@ class KineticSandbox:
                     "SysRowID": str(uuid.uuid4()),
                 }
                 spec = SPECS[table]
-                if spec.sequence and not values.get(spec.sequence):
+                if spec.sequence and self._needs_sequence(table, {**values, **row}):
                     values[spec.sequence] = self._next_in_sequence(conn, table, values)
                 given = values.get("ChangeDate")
                 self._stamp(table, values, "seed")
@@ -205,6 +299,8 @@ class KineticSandbox:
                                  "InvoiceVendorAmt": amount, "InvoiceBal": amount, "Posted": True, "OpenPayable": True,
                                  "ChangeDate": "2026-10-01T00:00:00"})  # fmt: skip
         self.insert_rows("APInvHed", invoices)
+        self.insert_rows("Customer", [{"CustNum": 1 + i, "CustID": f"C{i + 1:04d}", "Name": f"Customer {i + 1}"}
+                                      for i in range(4)])  # fmt: skip
         self.insert_rows("InvcHead", [{"InvoiceNum": 1000 + i, "CustNum": 1 + i % 4, "InvoiceAmt": Decimal(500 + 25 * i),
                                        "InvoiceBal": Decimal(500 + 25 * i)} for i in range(1, 21)])  # fmt: skip
 
@@ -222,7 +318,7 @@ class KineticSandbox:
              for i in range(count)]
         )  # fmt: skip
 
-    def generate_invoices(self, count: int, vendor_num: int = 1) -> None:
+    def generate_invoices(self, count: int, vendor_num: int = 1, *, posted: bool = True) -> None:
         """``count`` more posted, open AP invoices (benchmarks, outbound tests)."""
         with self.engine.connect() as conn:
             have = conn.scalar(select(func.count()).select_from(TABLES["APInvHed"])) or 0
@@ -230,10 +326,10 @@ class KineticSandbox:
             "APInvHed",
             [{"VendorNum": vendor_num, "InvoiceNum": f"GEN{have + i:08d}", "GroupID": "SEED01",
               "InvoiceDate": "2026-11-01T00:00:00", "TermsCode": "N30", "InvoiceAmt": Decimal("100.00"),
-              "InvoiceBal": Decimal("100.00"), "Posted": True, "OpenPayable": True} for i in range(count)],
+              "InvoiceBal": Decimal("100.00"), "Posted": posted, "OpenPayable": posted} for i in range(count)],
         )  # fmt: skip
 
-    def generate_payments(self, count: int, vendor_num: int = 1) -> None:
+    def generate_payments(self, count: int, vendor_num: int = 1, *, posted: bool = False) -> None:
         """``count`` payments (CheckHed with one APTran each) against generated invoices."""
         self.generate_invoices(count, vendor_num)
         with self.engine.connect() as conn:
@@ -243,9 +339,9 @@ class KineticSandbox:
             start = int(conn.scalar(select(func.coalesce(func.max(TABLES["CheckHed"].c.HeadNum), 0))) or 0)
         self.insert_rows("CheckHed", [{"HeadNum": start + i + 1, "GroupID": "CHK01", "CheckNum": 50000 + start + i,
                                        "VendorNum": vendor_num, "CheckDate": "2026-11-20T00:00:00",
-                                       "CheckAmt": Decimal("100.00"), "DocCheckAmt": Decimal("100.00")}
+                                       "CheckAmt": Decimal("100.00"), "DocCheckAmt": Decimal("100.00"), "Posted": posted}
                                       for i in range(len(invoices))])  # fmt: skip
-        self.insert_rows("APTran", [{"HeadNum": start + i + 1, "APTranNo": 1, "InvoiceNum": invoice, "VendorNum": vendor_num,
+        self.insert_rows("APTran", [{"HeadNum": start + i + 1, "APTranNo": 0, "InvoiceNum": invoice, "VendorNum": vendor_num,
                                      "TranDate": "2026-11-20T00:00:00", "TranAmt": Decimal("100.00"),
                                      "DocTranAmt": Decimal("100.00"), "CheckNum": 50000 + start + i}
                                     for i, invoice in enumerate(invoices)])  # fmt: skip
@@ -257,10 +353,12 @@ class KineticSandbox:
         routes = [
             Route("/{instance}/TokenResource.svc/", self._guard(self.token, auth=False), methods=["POST"]),
             Route(base + "/{name}/$count", self._guard(self.count), methods=["GET"]),
+            Route(base + "/", self._guard(self.service_document), methods=["GET"]),
             Route(base + "/{name}", self._guard(self.dispatch), methods=["GET", "POST"]),
             Route("/_sandbox/faults", self.faults_endpoint, methods=["GET", "POST"]),
             Route("/_sandbox/stats", self.stats_endpoint, methods=["GET"]),
             Route("/_sandbox/options", self.options_endpoint, methods=["GET", "POST"]),
+            Route("/_sandbox/posted", self.posted_endpoint, methods=["POST"]),
         ]
         return _CuttingMiddleware(Starlette(routes=routes), self)
 
@@ -290,8 +388,11 @@ class KineticSandbox:
                     company = request.path_params.get("company")
                     if company != self.options.company:
                         raise EpicorError(400, f"Company '{company}' is not valid for this user", API_EXCEPTION)
+                    self._check_scope(request.path_params.get("service"))
                 return await handler(request)
             except EpicorError as exc:
+                if exc.rule:
+                    self.note(exc.rule)
                 return exc.response()
 
         return run
@@ -320,6 +421,17 @@ class KineticSandbox:
                 raise EpicorError(401, "Token has expired", API_EXCEPTION, reason="Unauthorized")
             return
         raise EpicorError(401, "Authorization required", API_EXCEPTION, reason="Unauthorized")
+
+    def _check_scope(self, service: str | None) -> None:
+        """A key whose access scope lacks the service: 401/403 for that service only."""
+        o = self.options
+        if service and service in o.denied_services:
+            raise EpicorError(
+                o.scope_denial_status,
+                f"Service {service} is not in the access scope of the API key",
+                "Ice.Common.UnauthorizedAccessException",
+                reason="Forbidden" if o.scope_denial_status == 403 else "Unauthorized",
+            ).by("denied_services")
 
     async def token(self, request: Request) -> Response:
         user = request.headers.get("username")
@@ -350,29 +462,79 @@ class KineticSandbox:
     def _query(self, table: Table, request: Request, *, count_only: bool = False) -> Any:
         q = request.query_params
         stmt: Any = select(table)
-        flt = q.get("$filter")
-        if flt and "datetime'" in flt:
-            if not self.options.accept_v1_datetime:
-                raise EpicorError(400, "v1 datetime'…' literals are not accepted; use 2026-01-31T00:00:00",
-                                  "Microsoft.OData.ODataException", reason="Bad Request")  # fmt: skip
-            flt = re.sub(r"datetime'([^']*)'", r"\1", flt)
+        flt = self._filter_text(table, q.get("$filter"))
         if flt:
-            try:
-                stmt = apply_odata_core(stmt, flt)
-            except ODataException as exc:
-                raise EpicorError(400, f"Invalid $filter: {exc}", "Microsoft.OData.ODataException",
-                                  reason="Bad Request") from None  # fmt: skip
+            parent = SPECS[table.name].parent
+            if parent and self.options.child_set_filter == "parent":
+                # Kinetic applies a child set's $filter to the parent type: the rows returned are
+                # the children of the parents it matches, and a child-only column is a failed plan.
+                p = TABLES[parent]
+                matches = self._filtered(select(p), flt, plan_error=True)
+                link = [p.c[k] == table.c[k] for k in SPECS[parent].keys]
+                stmt = stmt.where(matches.where(*link).exists())
+            else:
+                stmt = self._filtered(stmt, flt, plan_error=False)
         if count_only:
             return select(func.count()).select_from(stmt.subquery())
         for part in filter(None, (q.get("$orderby") or "").split(",")):
             name, _, direction = part.strip().partition(" ")
             col = _column(table, name)
             stmt = stmt.order_by(col.desc() if direction.strip().lower() == "desc" else col.asc())
-        top = _int_param(q, "$top", self.options.default_row_cap)
-        if self.options.max_page is not None:
-            top = min(top, self.options.max_page)
+        top = self._page_size(q)
         skip = _int_param(q, "$skip", 0)
         return stmt.limit(top).offset(skip)
+
+    def _page_size(self, q: Any) -> int:
+        """Rows a page may hold: ``$top`` (or the default), never more than the server's cap."""
+        top = _int_param(q, "$top", self.options.default_row_cap)
+        for cap in (self.options.row_cap, self.options.max_page):
+            if cap:
+                if top > cap:
+                    self.note("row_cap")
+                top = min(top, cap)
+        return top
+
+    def _filtered(self, stmt: Any, flt: str, *, plan_error: bool) -> Any:
+        try:
+            return apply_odata_core(stmt, flt)
+        except ODataException as exc:
+            if plan_error:
+                raise _query_plan_error().by("child_set_filter") from None
+            raise EpicorError(400, f"Invalid $filter: {exc}", "Microsoft.OData.ODataException",
+                              reason="Bad Request") from None  # fmt: skip
+
+    def _filter_text(self, table: Table, flt: str | None) -> str | None:
+        """Check a $filter's literals and fields as Kinetic would; return the text to parse."""
+        if not flt:
+            return flt
+        o = self.options
+        if "datetime'" in flt:
+            if not o.accept_v1_datetime:
+                raise EpicorError(400, "v1 datetime'…' literals are not accepted; use 2026-01-31T00:00:00Z",
+                                  "Microsoft.OData.ODataException", reason="Bad Request")  # fmt: skip
+            flt = re.sub(r"datetime'([^']*)'", r"\1", flt)
+        unquoted = re.sub(r"'(?:[^']|'')*'", "''", flt)
+        if o.query_plan_errors:
+            for name in re.findall(r"\b[A-Za-z_]\w*\b", unquoted):
+                prefix = re.match(r"^([A-Za-z]+Num)[A-Z]\w*$", name)
+                # Display fields joined from another table (VendorNumVendorID, CustNumCustID):
+                # Kinetic can read them but not plan a query on them, and says nothing useful.
+                if name not in table.c and prefix and prefix.group(1) in table.c:
+                    raise _query_plan_error().by("query_plan_errors")
+        return _DATETIME.sub(lambda m: self._datetime_literal(m.group(0)), flt)
+
+    def _datetime_literal(self, literal: str) -> str:
+        zoned = literal.endswith("Z") or bool(re.search(r"[+-]\d{2}:\d{2}$", literal))
+        form = self.options.datetime_literal
+        if (form == "zoned" and not zoned) or (form == "naive" and zoned):
+            want = "with a zone, e.g. 2026-01-01T00:00:00Z" if form == "zoned" else "without a zone"
+            raise EpicorError(400, f"The literal '{literal}' is not a valid Edm.DateTimeOffset here; write it {want}",
+                              "Microsoft.OData.ODataException", reason="Bad Request").by("datetime_literal")  # fmt: skip
+        if not zoned:
+            return literal
+        # Stored values are UTC without an offset: compare on that footing.
+        moment = datetime.fromisoformat(literal.replace("Z", "+00:00")).astimezone(UTC)
+        return moment.replace(tzinfo=None).isoformat(timespec="seconds")
 
     async def count(self, request: Request) -> Response:
         spec = self._service(request)
@@ -380,13 +542,52 @@ class KineticSandbox:
         with self.engine.connect() as conn:
             return Response(str(conn.scalar(self._query(table, request, count_only=True))), media_type="text/plain")
 
+    async def service_document(self, request: Request) -> Response:
+        """``GET {Service}/``: the entity sets, as an OData v4 service document."""
+        spec = self._service(request)
+        sets = [{"name": name, "kind": "EntitySet", "url": name} for name in spec.entity_sets]
+        return JSONResponse({"@odata.context": f"{request.url}$metadata", "value": sets})
+
+    def metadata(self, service: str) -> str:
+        """``GET {Service}/$metadata``: CSDL with the row types, entity sets and declared methods.
+
+        What a fit check reads to see the fields and method signatures an instance has. Method
+        parameters carry their names (from kinetic_methods); their types are not emulated.
+        """
+        spec = SERVICES[service]
+        edmx = ET.Element("edmx:Edmx", {"Version": "4.0", "xmlns:edmx": "http://docs.oasis-open.org/odata/ns/edmx"})
+        schema = ET.SubElement(ET.SubElement(edmx, "edmx:DataServices"), "Schema",
+                               {"Namespace": service, "xmlns": "http://docs.oasis-open.org/odata/ns/edm"})  # fmt: skip
+        for table_name in spec.tables:
+            table = TABLES[table_name]
+            row = ET.SubElement(schema, "EntityType", {"Name": f"{table_name}Row"})
+            key = ET.SubElement(row, "Key")
+            for k in ("Company", *SPECS[table_name].keys):
+                ET.SubElement(key, "PropertyRef", {"Name": k})
+            for column in table.columns:
+                ET.SubElement(row, "Property", {"Name": column.name, "Type": _edm_type(column.type)})
+            ET.SubElement(row, "Property", {"Name": "RowMod", "Type": "Edm.String"})
+        for method in sorted(self.served(service)):
+            action = ET.SubElement(schema, "Action", {"Name": method, "IsBound": "false"})
+            for param in declared(service, method) or ():
+                ET.SubElement(action, "Parameter", {"Name": param, "Type": "Edm.Untyped"})
+        container = ET.SubElement(schema, "EntityContainer", {"Name": service.replace(".", "_")})
+        for set_name, table_name in spec.entity_sets.items():
+            ET.SubElement(container, "EntitySet", {"Name": set_name, "EntityType": f"{service}.{table_name}Row"})
+        return '<?xml version="1.0" encoding="utf-8"?>' + ET.tostring(edmx, encoding="unicode")
+
     async def dispatch(self, request: Request) -> Response:
         spec = self._service(request)
         name = request.path_params["name"]
+        if name == "$metadata" and request.method == "GET":
+            return Response(self.metadata(request.path_params["service"]), media_type="application/xml")
         if name in spec.entity_sets:
             if request.method != "GET":
                 raise EpicorError(405, "Write through the service methods", API_EXCEPTION, reason="Method Not Allowed")
-            return self._entity_set(request, TABLES[spec.entity_sets[name]])
+            return self._entity_set(request, spec, TABLES[spec.entity_sets[name]])
+        if request.method == "POST" and name in READ_METHODS and self.options.post_reads == "refuse":
+            raise EpicorError(405, f"{name} by POST is not supported: use GET {request.path_params['service']}/{name}"
+                              " with the parameters in the query string", API_EXCEPTION, reason="Method Not Allowed").by("post_reads")  # fmt: skip
         if request.method == "GET":
             params: dict[str, Any] = dict(request.query_params)
         else:
@@ -396,26 +597,41 @@ class KineticSandbox:
                 return Response(status_code=499)
             except json.JSONDecodeError:
                 raise EpicorError(400, "Request body is not JSON", API_EXCEPTION) from None
-        result = self._method(spec, name, params)
+        result = self._method(request.path_params["service"], spec, name, params)
         if result.pop(CUT, False):
             request.scope[CUT] = True
         return _json(result)
 
-    def _entity_set(self, request: Request, table: Table) -> Response:
+    def _entity_set(self, request: Request, spec: ServiceSpec, table: Table) -> Response:
         stmt = self._query(table, request)
         fields = [f.strip() for f in (request.query_params.get("$select") or "").split(",") if f.strip()]
         for name in fields:
             if name not in DISPLAY_FIELDS:
                 _column(table, name)
+        expand = [e.strip() for e in (request.query_params.get("$expand") or "").split(",") if e.strip()]
+        for nav in expand:
+            child = spec.entity_sets.get(nav)
+            if child is None or SPECS[child].parent != table.name:
+                raise EpicorError(400, f"Could not find a property named '{nav}' on type 'Erp.Tablesets.{table.name}Row'",
+                                  "Microsoft.OData.ODataException", reason="Bad Request")  # fmt: skip
         with self.engine.connect() as conn:
-            rows = self._rows(conn, table, list(conn.execute(stmt)), fields)
+            results = list(conn.execute(stmt))
+            rows = self._rows(conn, table, results, fields)
+            for nav in expand:  # the documented way to read a parent's lines: the parent set, expanded
+                child_table = TABLES[spec.entity_sets[nav]]
+                keys = SPECS[table.name].keys
+                for row, result in zip(rows, results, strict=True):
+                    found = conn.execute(
+                        select(child_table).where(*(child_table.c[k] == result._mapping[k] for k in keys))
+                    )
+                    row[nav] = self._rows(conn, child_table, list(found))
             body: dict[str, Any] = {
                 "@odata.context": f"{request.base_url}{request.path_params['instance']}/api/v2/odata/"
                 f"{self.options.company}/{request.path_params['service']}/$metadata#{request.path_params['name']}",
                 "value": rows,
             }
             want_count = request.query_params.get("$count") == "true"
-            requested = _int_param(request.query_params, "$top", self.options.default_row_cap)
+            requested = _int_param(request.query_params, "$top", self.options.default_row_cap)  # before the cap
             capped = self.options.next_link and len(rows) < requested
             # The total costs a second query: only when asked for, or to decide on a nextLink.
             total = conn.scalar(self._query(table, request, count_only=True)) if want_count or capped else None
@@ -441,6 +657,18 @@ class KineticSandbox:
             nums = {r._mapping["VendorNum"] for r in results}
             query = select(VENDOR.c.VendorNum, VENDOR.c.VendorID, VENDOR.c.Name).where(VENDOR.c.VendorNum.in_(nums))
             vendors = {v.VendorNum: v for v in conn.execute(query)}
+        # CustNumCustID / CustNumName, the same way (kinetic-client: the cash receipt recipe reads
+        # an AR invoice's customer ID for GetCustomerInfo).
+        customers: dict[int, Any] = {}
+        wants_customer = (
+            "CustNum" in table.c
+            and table.name != "Customer"
+            and (not fields or bool({"CustNumCustID", "CustNumName"} & set(fields)))
+        )
+        if wants_customer and results:
+            custs = {r._mapping["CustNum"] for r in results}
+            query = select(CUSTOMER.c.CustNum, CUSTOMER.c.CustID, CUSTOMER.c.Name).where(CUSTOMER.c.CustNum.in_(custs))
+            customers = {c.CustNum: c for c in conn.execute(query)}
         out = []
         for result in results:
             mapping = result._mapping
@@ -459,6 +687,10 @@ class KineticSandbox:
                 vendor = vendors.get(mapping["VendorNum"])
                 row["VendorNumVendorID"] = vendor.VendorID if vendor else ""
                 row["VendorNumName"] = vendor.Name if vendor else ""
+            if wants_customer:
+                customer = customers.get(mapping["CustNum"])
+                row["CustNumCustID"] = customer.CustID if customer else ""
+                row["CustNumName"] = customer.Name if customer else ""
             row["RowMod"] = ""
             out.append(row)
         return out
@@ -468,38 +700,61 @@ class KineticSandbox:
 
     # --- methods --------------------------------------------------------------------------------
 
-    def _method(self, spec: ServiceSpec, name: str, params: dict[str, Any]) -> dict[str, Any]:
-        if name in spec.get_new:
-            return self._get_new(spec, spec.get_new[name], params)
-        handlers: dict[str, Callable[[ServiceSpec, dict[str, Any]], dict[str, Any]]] = {
+    def _handlers(self) -> dict[str, Callable[[ServiceSpec, dict[str, Any]], dict[str, Any]]]:
+        return {
             "GetByID": self._get_by_id,
             "GetByVendID": self._get_by_vend_id,
             "GetList": self._get_list,
-            "GetRows": self._get_list,
+            "GetRows": self._get_rows,
             "Update": self._update,
-            "UpdateMaster": self._update,
+            "UpdateMaster": self._update_master,
             "UpdateExt": self._update_ext,
             "DeleteByID": self._delete_by_id,
             "OnChangeVendor": self._on_change_vendor,
+            "OnChangeManualPrint": self._on_change_manual_print,
             "ChangeVendorID": self._change_vendor_id,
             "ChangeInvoiceVendorAmt": self._change_invoice_amt,
             "ChangeInvoiceDateEx": self._change_invoice_date,
             "OnChangeInvoiceNum": self._on_change_invoice_num,
             "OnChangeDocTranAmt": self._on_change_doc_tran_amt,
+            "GetCustomerInfo": self._get_customer_info,
+            "GetDtlInvoiceInfo": self._get_dtl_invoice_info,
+            "GetDtlTranAmtInfo": self._get_dtl_tran_amt_info,
         }
-        handler = handlers.get(name)
+
+    def served(self, service: str) -> set[str]:
+        """The methods this sandbox answers on ``service``."""
+        spec = SERVICES[service]
+        return set(spec.get_new) | {m for m in SERVICE_METHODS.get(service, COMMON_METHODS) if m in self._handlers()}
+
+    def _method(self, service: str, spec: ServiceSpec, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        if self.options.strict_parameters:
+            if name not in self.served(service):
+                raise EpicorError(404, f"Method {name} not found on {service}", API_EXCEPTION, reason="Not Found").by(
+                    "strict_parameters"
+                )
+            lacking = missing(service, name, params)
+            if lacking:
+                raise EpicorError(400, f"Parameter {lacking[0]} is not found in the input object.", API_EXCEPTION).by(
+                    "strict_parameters"
+                )
+        if name in spec.get_new:
+            return self._get_new(spec, spec.get_new[name], params)
+        handler = self._handlers().get(name)
         if handler is None:
             raise EpicorError(404, f"Method {name} not found", API_EXCEPTION, reason="Not Found")
         return handler(spec, params)
 
     def _get_new(self, spec: ServiceSpec, how: GetNew, params: dict[str, Any]) -> dict[str, Any]:
-        ds = params.get("ds") if isinstance(params.get("ds"), dict) else {}
-        assert isinstance(ds, dict)
+        given = params.get("ds")
+        ds: dict[str, Any] = given if isinstance(given, dict) else {}
         table = TABLES[how.table]
         row = {**_defaults(table), "Company": self.options.company, "SysRevID": 0, "SysRowID": ZERO_GUID, "RowMod": "A"}
         for param, fieldname in how.params.items():
             if param in params:
                 row[fieldname] = _coerce(table, fieldname, params[param])
+        if how.table == "APTran":
+            self._new_ap_tran(ds, row, params)
         if how.saves:
             with self.engine.begin() as conn:
                 saved = self._apply(conn, how.table, row, user="manager")
@@ -507,6 +762,20 @@ class KineticSandbox:
         else:
             ds.setdefault(how.table, []).append(row)
         return {"parameters": {"ds": ds}}
+
+    def _new_ap_tran(self, ds: dict[str, Any], row: dict[str, Any], params: dict[str, Any]) -> None:
+        """GetNewAPTran works on the payment in the ds it is given (evidence S1/S4)."""
+        if "apTranNo" not in params:
+            row["APTranNo"] = None  # an old-style call: the row gets the next sequence on save
+        if not self.options.entry_rules:
+            return
+        heads = [h for h in ds.get("CheckHed") or [] if str(h.get("HeadNum")) == str(row.get("HeadNum"))]
+        if not heads:
+            raise _fail("APTran", "HeadNum", f"Payment {row.get('HeadNum')} is not in the ds: GetNewAPTran needs the "
+                        "CheckHed it adds the line to (GetByID or CreateNewCheckHed first).").by("entry_rules")  # fmt: skip
+        head = heads[0]
+        row.update(VendorNum=head.get("VendorNum") or 0, CheckNum=head.get("CheckNum") or 0,
+                   TranDate=head.get("CheckDate"), TranType="Pay")  # fmt: skip
 
     def _tableset(self, conn: Connection, spec: ServiceSpec, keys: dict[str, Any]) -> dict[str, Any]:
         primary = TABLES[spec.tables[0]]
@@ -541,28 +810,57 @@ class KineticSandbox:
         if spec.tables[0] != "Vendor":
             raise EpicorError(404, "Method GetByVendID not found", API_EXCEPTION, reason="Not Found")
         with self.engine.connect() as conn:
-            return {"returnObj": self._tableset(conn, spec, {"VendorID": str(params.get("vendorID") or "")})}
+            vendor_id = str(params.get("vendorID") or "")
+            num = conn.scalar(select(VENDOR.c.VendorNum).where(self._natural(VENDOR.c.VendorID, vendor_id)))
+            if num is None:
+                raise EpicorError(404, f"Record not found: VendorID {vendor_id!r}", "Ice.Common.RecordNotFoundException",
+                                  reason="Not Found")  # fmt: skip
+            return {"returnObj": self._tableset(conn, spec, {"VendorNum": num})}
 
     def _get_list(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
+        """GetList: one page of list rows, as ``returnObj.<Table>List`` (the schema's List tableset)."""
+        primary, rows, more = self._page(spec, params, str(params.get("whereClause") or ""))
+        return {"returnObj": {f"{primary}List": rows}, "parameters": {"morePages": more}}
+
+    def _get_rows(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
+        """GetRows: one page of the primary table with its lines: the whole tableset."""
+        primary = spec.tables[0]
+        where = str(params.get(f"whereClause{primary}") or params.get("whereClause") or "")
+        _, rows, more = self._page(spec, params, where)
+        tableset: dict[str, Any] = {primary: rows}
+        keys = SPECS[primary].keys
+        with self.engine.connect() as conn:
+            for child in spec.tables[1:]:
+                t = TABLES[child]
+                parents = [or_(*(and_(*(t.c[k] == r[k] for k in keys)) for r in rows))] if rows else [false()]
+                found = conn.execute(
+                    select(t).where(*parents, *_where_clause(t, str(params.get(f"whereClause{child}") or "")))
+                )
+                tableset[child] = self._rows(conn, t, list(found))
+        return {"returnObj": tableset, "parameters": {"morePages": more}}
+
+    def _page(self, spec: ServiceSpec, params: dict[str, Any], where: str) -> tuple[str, list[dict[str, Any]], bool]:
         table = TABLES[spec.tables[0]]
-        where = str(params.get("whereClause") or params.get(f"whereClause{spec.tables[0]}") or "")
-        page_size = int(params.get("pageSize") or 0) or 100
-        page = int(params.get("absolutePage") or 0)
+        size = _int_value("pageSize", params.get("pageSize") or 0)  # 0: "no maximum" (schema)
+        if self.options.row_cap:
+            if not size or size > self.options.row_cap:
+                self.note("row_cap")
+            size = min(size, self.options.row_cap) if size else self.options.row_cap
+        size = size or 100
+        page = _int_value("absolutePage", params.get("absolutePage") or 0)
         stmt = select(table).where(*_where_clause(table, where))
         order = re.search(r"\bBY\s+(\w+)", where, re.IGNORECASE)
         stmt = stmt.order_by(_column(table, order.group(1)) if order else table.c[SPECS[table.name].keys[0]])
         with self.engine.connect() as conn:
-            rows = [
-                self._row(conn, table, r._mapping)
-                for r in conn.execute(stmt.limit(page_size + 1).offset(page * page_size))
-            ]
-        more = len(rows) > page_size
-        return {"returnObj": {spec.tables[0]: rows[:page_size]}, "parameters": {"morePages": more}}
+            rows = [self._row(conn, table, r._mapping) for r in conn.execute(stmt.limit(size + 1).offset(page * size))]
+        return table.name, rows[:size], len(rows) > size
 
     def _delete_by_id(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
         keys = self._key_params(spec, params)
         with self.engine.begin() as conn:
             primary = TABLES[spec.tables[0]]
+            if self.options.posted_read_only:
+                self._refuse_posted(conn, primary.name, dict(keys), "D")
             if conn.execute(delete(primary).where(*(primary.c[k] == v for k, v in keys.items()))).rowcount != 1:
                 raise EpicorError(404, "Record not found", "Ice.Common.RecordNotFoundException", reason="Not Found")
             for child in spec.tables[1:]:
@@ -581,7 +879,7 @@ class KineticSandbox:
         out: dict[str, Any] = dict(ds)
         with self.engine.begin() as conn:
             for table in spec.tables:  # primary first: children may need its new key
-                out[table] = [self._apply(conn, table, row, user="manager") for row in ds.get(table) or []]
+                out[table] = [self._apply(conn, table, row, user="manager", whole=True) for row in ds.get(table) or []]
         # Commit happened; a "lost response" fault now hides the outcome from the client.
         if self.faults.lose_response_rate and self._rng.random() < self.faults.lose_response_rate:
             self.lost_responses += 1
@@ -589,6 +887,27 @@ class KineticSandbox:
                 500, "The operation has timed out", "System.TimeoutException", reason="Internal Server Error"
             )
         return {"parameters": {"ds": out}}
+
+    def _update_master(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
+        """Update, plus the out-parameters the schema lists for UpdateMaster."""
+        result = self._update(spec, params)
+        if spec.tables[0] == "CashHead":
+            totals = dict.fromkeys(("opTotalMisc", "opTotalDiscount", "opTotalDeposit", "opTotalARAmount",
+                                    "opTotalWithhold", "opTotalWriteOff"), 0.0)  # fmt: skip
+            head = TABLES["CashHead"]
+            with self.engine.connect() as conn:
+                got = conn.execute(
+                    select(func.coalesce(func.sum(head.c.TranAmt), 0), func.coalesce(func.sum(head.c.AppliedAmt), 0))
+                    .where(head.c.GroupID == str(params.get("ipGroupID") or ""))
+                ).one()  # fmt: skip
+            received, applied = float(got[0]), float(got[1])
+            totals.update(opTotalCashReceived=received, opTotalApplied=applied, opUnappliedBalance=received - applied)
+            result["parameters"].update(totals, opUpdateRan=True)
+        else:
+            result["parameters"].update(grpTotalInvAmt=0.0, requiresUserInput=False, opMessage="",
+                                        opMsgChkBankRef="", opChkRevMsg="", lEnableGenLegalNum=False,
+                                        lUpdateRan=True, opDUAMsg="")  # fmt: skip
+        return result
 
     def _update_ext(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
         ds = self._ds(spec, params)
@@ -614,13 +933,15 @@ class KineticSandbox:
     def _exists(self, conn: Connection, table: str, row: dict[str, Any]) -> bool:
         t = TABLES[table]
         keys = SPECS[table].keys
-        if any(not row.get(k) for k in keys if k != "InvoiceRef"):
+        if any(row.get(k) in (None, "") for k in keys if k != "InvoiceRef"):  # 0 and false are key values
             return False
         return conn.execute(select(t).where(*(t.c[k] == _coerce(t, k, row.get(k)) for k in keys))).first() is not None
 
     # --- one row ---------------------------------------------------------------------------------
 
-    def _apply(self, conn: Connection, table: str, row: dict[str, Any], *, user: str) -> dict[str, Any]:
+    def _apply(
+        self, conn: Connection, table: str, row: dict[str, Any], *, user: str, whole: bool = False
+    ) -> dict[str, Any]:
         t, spec = TABLES[table], SPECS[table]
         mod = row.get("RowMod", "")
         unknown = sorted(set(row) - {c.name for c in t.columns} - {"RowMod"} - DISPLAY_FIELDS)
@@ -631,22 +952,34 @@ class KineticSandbox:
             return row
         if mod not in ("A", "U", "D"):
             raise EpicorError(400, f"Invalid RowMod {mod!r}", API_EXCEPTION)
+        if mod == "U" and whole and self.options.full_row_updates:
+            # Kinetic's Update takes the row as read, changed; "Epicor will throw an error if some
+            # of the fields are missing" (evidence S4/S5).
+            absent = [c.name for c in t.columns if c.name not in row]
+            if absent:
+                raise _fail(table, absent[0], f"{table} row: field {absent[0]} is missing; an update sends the "
+                            "whole row as read, with RowMod U.").by("full_row_updates")  # fmt: skip
         if table in ("APInvHed", "CheckHed") and not values.get("VendorNum") and row.get("VendorNumVendorID"):
             values["VendorNum"] = self._vendor_num(conn, str(row["VendorNumVendorID"]), table)
+        if self.options.posted_read_only:
+            self._refuse_posted(conn, table, values, mod)
+        if self.options.entry_rules:
+            self._entry_rules(table, values)
 
         def key_where() -> list[Any]:
             return [t.c[k] == values.get(k) for k in spec.keys]
 
         if mod == "D":
             conn.execute(delete(t).where(*key_where()))
+            self._after_write(conn, table, values)
             return {**row, "RowMod": ""}
         if mod == "A":
-            if spec.sequence and not values.get(spec.sequence):
+            if spec.sequence and self._needs_sequence(table, values):
                 values[spec.sequence] = self._next_in_sequence(conn, table, values)
             self._validate(conn, table, values, adding=True)
-            if conn.execute(select(t).where(*key_where())).first() is not None:
+            if conn.execute(select(t).where(*self._natural_key_where(table, values))).first() is not None:
                 what = ", ".join(f"{k} {values.get(k)!r}" for k in spec.keys)
-                raise _fail(table, spec.keys[-1], f"{table} {what} already exists.", self.options.duplicate_status)
+                raise _duplicate(table, spec.keys[-1], f"Duplicate {table}: {what} already exists.", self.options)
             values["SysRowID"] = str(uuid.uuid4())
             self._stamp(table, values, user)
             conn.execute(insert(t).values(**{**_defaults(t), **values}))
@@ -664,13 +997,83 @@ class KineticSandbox:
             values.pop("SysRowID", None)
             self._stamp(table, values, user)
             conn.execute(update(t).where(*key_where()).values(**values))
+        self._after_write(conn, table, values)
         saved = conn.execute(select(t).where(*key_where())).first()
-        assert saved is not None
+        if saved is None:  # cannot happen inside the transaction; a clear error rather than a crash
+            raise EpicorError(500, f"{table} row vanished while saving", API_EXCEPTION)
         return self._row(conn, t, saved._mapping)
+
+    def _needs_sequence(self, table: str, values: dict[str, Any]) -> bool:
+        seq = SPECS[table].sequence
+        if table == "APTran":  # 0 is the number of every invoice payment line; None asks for one
+            return values.get("APTranNo") is None
+        return not values.get(seq or "")
+
+    def _natural_key_where(self, table: str, values: dict[str, Any]) -> list[Any]:
+        """The key compare for a duplicate check; natural keys follow ``case_insensitive_keys``."""
+        t = TABLES[table]
+        return [self._natural(t.c[k], values.get(k)) if k in NATURAL_KEYS else t.c[k] == values.get(k)
+                for k in SPECS[table].keys]  # fmt: skip
+
+    def _natural(self, column: Any, value: Any) -> Any:
+        """``column == value``, or upper-cased and right-trimmed on both sides when so configured."""
+        if self.options.case_insensitive_keys and value is not None:
+            return func.upper(func.rtrim(column)) == str(value).rstrip().upper()
+        return column == value
+
+    def _refuse_posted(self, conn: Connection, table: str, values: dict[str, Any], mod: str) -> None:
+        """Posted AP invoices, payments and cash receipts "can't be maintained" (schema text)."""
+        head = table if table in POSTED_HEADS else SPECS[table].parent
+        if head not in POSTED_HEADS or (head == table and mod == "A"):
+            return
+        t = TABLES[head]
+        where = [t.c[k] == values.get(k) for k in SPECS[head].keys]
+        if conn.scalar(select(t.c.Posted).where(*where)):
+            what = ", ".join(f"{k} {values.get(k)!r}" for k in SPECS[head].keys)
+            message = f"{POSTED_HEADS[head]} {what} has been posted and can't be maintained."
+            raise _fail(table, "Posted", message).by("posted_read_only")
+
+    def _entry_rules(self, table: str, values: dict[str, Any]) -> None:
+        """What the entry screens' business logic does to a row on save."""
+        if table == "CheckHed" and "ManualPrint" in values and not values.get("ManualPrint"):
+            if values.get("CheckNum") or values.get("CheckDate") or values.get("BankAcctID"):
+                self.note("entry_rules")
+            # Only a manual check carries its number, date and bank account; otherwise the check
+            # run assigns them and whatever was written is dropped.
+            values.update(CheckNum=0, CheckDate=None, BankAcctID="")
+        if table == "APInvHed":
+            # InvoiceAmt accumulates the lines: a written one is not kept (recomputed after the save).
+            if values.pop("InvoiceAmt", None):
+                self.note("entry_rules")
+            values.pop("DocInvoiceAmt", None)
+
+    def _after_write(self, conn: Connection, table: str, values: dict[str, Any]) -> None:
+        if self.options.entry_rules and table in ("APInvHed", "APInvDtl"):
+            head, dtl = TABLES["APInvHed"], TABLES["APInvDtl"]
+            match = [head.c.VendorNum == values.get("VendorNum"), head.c.InvoiceNum == values.get("InvoiceNum")]
+            total = (
+                select(func.coalesce(func.sum(dtl.c.ExtCost), 0))
+                .where(dtl.c.VendorNum == head.c.VendorNum, dtl.c.InvoiceNum == head.c.InvoiceNum)
+                .scalar_subquery()
+            )
+            conn.execute(update(head).where(*match).values(InvoiceAmt=total, DocInvoiceAmt=total))
+            # An unposted invoice owes what its lines add up to.
+            conn.execute(update(head).where(*match, head.c.Posted.is_(False)).values(InvoiceBal=total))
+        if self.options.entry_rules and table in ("CashHead", "CashDtl"):
+            # What a receipt applies is the sum of its lines; the rest of the check is unapplied.
+            head, dtl = TABLES["CashHead"], TABLES["CashDtl"]
+            match = [head.c.GroupID == values.get("GroupID"), head.c.HeadNum == values.get("HeadNum")]
+            applied = (
+                select(func.coalesce(func.sum(dtl.c.TranAmt), 0))
+                .where(dtl.c.GroupID == head.c.GroupID, dtl.c.HeadNum == head.c.HeadNum)
+                .scalar_subquery()
+            )
+            conn.execute(update(head).where(*match).values(AppliedAmt=applied, UnAppliedAmt=head.c.TranAmt - applied))
 
     def _next_in_sequence(self, conn: Connection, table: str, values: dict[str, Any]) -> int:
         t, spec = TABLES[table], SPECS[table]
-        assert spec.sequence is not None
+        if spec.sequence is None:
+            raise ValueError(f"{table} has no sequence")
         scope = [
             t.c[k] == values.get(k)
             for k in spec.keys
@@ -679,7 +1082,7 @@ class KineticSandbox:
         return int(conn.scalar(select(func.coalesce(func.max(t.c[spec.sequence]), 0)).where(*scope)) or 0) + 1
 
     def _vendor_num(self, conn: Connection, vendor_id: str, table: str) -> int:
-        num = conn.scalar(select(VENDOR.c.VendorNum).where(VENDOR.c.VendorID == vendor_id))
+        num = conn.scalar(select(VENDOR.c.VendorNum).where(self._natural(VENDOR.c.VendorID, vendor_id)))
         if num is None:
             raise _fail(table, "VendorNumVendorID", f"Vendor '{vendor_id}' is not valid.")
         return int(num)
@@ -705,10 +1108,11 @@ class KineticSandbox:
                 if len(str(vid)) > 8:
                     raise _fail(table, "VendorID", f"Vendor ID '{vid}' is longer than 8 characters.")
                 clash = select(VENDOR.c.VendorNum).where(
-                    VENDOR.c.VendorID == vid, VENDOR.c.VendorNum != v.get("VendorNum")
+                    self._natural(VENDOR.c.VendorID, vid), VENDOR.c.VendorNum != v.get("VendorNum")
                 )
                 if conn.execute(clash).first() is not None:
-                    raise _fail(table, "VendorID", f"Vendor ID '{vid}' already exists.", self.options.duplicate_status)
+                    raise _duplicate(table, "VendorID", f"Duplicate vendor: Vendor ID '{vid}' already exists.",
+                                     self.options)  # fmt: skip
             if adding and not v.get("Name"):
                 raise _fail(table, "Name", "Name is required.")
         elif table == "APInvHed" and adding and not v.get("InvoiceNum"):
@@ -753,7 +1157,9 @@ class KineticSandbox:
     def _on_change_vendor(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
         ds, rows = self._rows_of(params, "CheckHed")
         with self.engine.connect() as conn:
-            vendor = conn.execute(select(VENDOR).where(VENDOR.c.VendorID == str(params.get("pcVendorID")))).first()
+            vendor = conn.execute(
+                select(VENDOR).where(self._natural(VENDOR.c.VendorID, str(params.get("pcVendorID"))))
+            ).first()
         if vendor is None:
             raise _fail("CheckHed", "VendorNum", f"Vendor '{params.get('pcVendorID')}' is not valid.")
         for r in rows:
@@ -764,18 +1170,27 @@ class KineticSandbox:
         ds, rows = self._rows_of(params, "APInvHed")
         with self.engine.connect() as conn:
             num = self._vendor_num(conn, str(params.get("ProposedVendorID")), "APInvHed")
-            terms = conn.scalar(select(VENDOR.c.TermsCode).where(VENDOR.c.VendorNum == num))
+            vendor = conn.execute(select(VENDOR).where(VENDOR.c.VendorNum == num)).one()
         for r in rows:
-            r.update(
-                VendorNum=num, VendorNumVendorID=params.get("ProposedVendorID"), TermsCode=r.get("TermsCode") or terms
-            )
+            if not self.options.entry_rules:
+                r.update(VendorNum=num, VendorNumVendorID=params.get("ProposedVendorID"),
+                         TermsCode=r.get("TermsCode") or vendor.TermsCode)  # fmt: skip
+                continue
+            # The vendor brings its terms and currency; the due date follows the terms.
+            r.update(VendorNum=num, VendorNumVendorID=vendor.VendorID, VendorNumName=vendor.Name,
+                     TermsCode=vendor.TermsCode, CurrencyCode=vendor.CurrencyCode)  # fmt: skip
+            if r.get("InvoiceDate"):
+                r["DueDate"] = _due(str(r["InvoiceDate"]), vendor.TermsCode)
         return {"parameters": {"ds": ds}}
 
     def _change_invoice_amt(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
         ds, rows = self._rows_of(params, "APInvHed")
-        amount = _decimal("ProposedInvoiceVendorAmt", params.get("ProposedInvoiceVendorAmt"))
+        amount = float(_decimal("ProposedInvoiceVendorAmt", params.get("ProposedInvoiceVendorAmt")))
         for r in rows:
-            r.update(InvoiceVendorAmt=float(amount), InvoiceAmt=float(amount), DocInvoiceAmt=float(amount))
+            # The entered control amount; InvoiceAmt itself accumulates the lines.
+            r.update(InvoiceVendorAmt=amount, DocInvoiceVendorAmt=amount, ScrDocInvoiceVendorAmt=amount)
+            if not self.options.entry_rules:
+                r.update(InvoiceAmt=amount, DocInvoiceAmt=amount)
         return {"parameters": {"ds": ds}}
 
     def _change_invoice_date(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
@@ -786,9 +1201,8 @@ class KineticSandbox:
         except ValueError:
             raise _fail("APInvHed", "InvoiceDate", f"Invoice date '{raw}' is not valid.") from None
         for r in rows:
-            due = day + timedelta(days=TERMS_CODES.get(str(r.get("TermsCode") or "N30"), 30))
             r.update(InvoiceDate=f"{day.isoformat()}T00:00:00", ApplyDate=f"{day.isoformat()}T00:00:00",
-                     DueDate=f"{due.isoformat()}T00:00:00")  # fmt: skip
+                     DueDate=_due(day.isoformat(), str(r.get("TermsCode") or "N30")))  # fmt: skip
         return {"parameters": {"ds": ds}}
 
     def _on_change_invoice_num(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
@@ -800,11 +1214,11 @@ class KineticSandbox:
                     select(TABLES["CheckHed"].c.VendorNum).where(TABLES["CheckHed"].c.HeadNum == r.get("HeadNum"))
                 )
                 inv = conn.execute(select(TABLES["APInvHed"]).where(TABLES["APInvHed"].c.VendorNum == vendor,
-                                                                     TABLES["APInvHed"].c.InvoiceNum == invoice)).first()  # fmt: skip
+                                                                     self._natural(TABLES["APInvHed"].c.InvoiceNum, invoice))).first()  # fmt: skip
                 if inv is None:
                     raise _fail("APTran", "InvoiceNum", f"Invoice '{invoice}' is not valid for vendor {vendor}.")
                 r.update(
-                    InvoiceNum=invoice,
+                    InvoiceNum=inv.InvoiceNum,
                     VendorNum=vendor,
                     TranAmt=float(inv.InvoiceBal),
                     DocTranAmt=float(inv.InvoiceBal),
@@ -818,7 +1232,70 @@ class KineticSandbox:
             r.update(TranAmt=float(amount), DocTranAmt=float(amount))
         return {"parameters": {"ds": ds}}
 
+    def _on_change_manual_print(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
+        ds, rows = self._rows_of(params, "CheckHed")
+        for r in rows:
+            r["ManualPrint"] = bool(params.get("plManualPrint"))
+        return {"parameters": {"ds": ds}}
+
+    # --- cash receipts: the info methods fill the row as the screen would ------------------------
+
+    def _get_customer_info(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
+        ds, rows = self._rows_of(params, "CashHead")
+        cust_id = str(params.get("custID") or "")
+        with self.engine.connect() as conn:
+            customer = conn.execute(select(CUSTOMER).where(self._natural(CUSTOMER.c.CustID, cust_id))).first()
+        if customer is None:
+            raise _fail("CashHead", "CustID", f"Customer '{cust_id}' is not valid.")
+        for r in rows:
+            r.update(CustNum=customer.CustNum, CustID=customer.CustID, CurrencyCode=customer.CurrencyCode,
+                     CustNumCustID=customer.CustID, CustNumName=customer.Name)  # fmt: skip
+        return {"parameters": {"ds": ds}}
+
+    def _get_dtl_invoice_info(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
+        ds, rows = self._rows_of(params, "CashDtl")
+        number = _int_value("invoiceNum", params.get("invoiceNum"))
+        heads = {(h.get("GroupID"), h.get("HeadNum")): h for h in ds.get("CashHead") or []}
+        with self.engine.connect() as conn:
+            inv = conn.execute(select(TABLES["InvcHead"]).where(TABLES["InvcHead"].c.InvoiceNum == number)).first()
+        if inv is None:
+            raise _fail("CashDtl", "InvoiceNum", f"Invoice {number} is not valid.")
+        for r in rows:
+            head = heads.get((r.get("GroupID"), r.get("HeadNum")))
+            if head is not None and head.get("CustNum") and head["CustNum"] != inv.CustNum:
+                raise _fail("CashDtl", "InvoiceNum", f"Invoice {number} is not for customer {head['CustNum']}.")
+            balance = float(inv.InvoiceBal)
+            r.update(InvoiceNum=number, CustNum=inv.CustNum, InvoiceBal=balance)
+        return {"parameters": {"ds": ds}}
+
+    def _get_dtl_tran_amt_info(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
+        ds, rows = self._rows_of(params, "CashDtl")
+        amount = float(_decimal("docTranAmt", params.get("docTranAmt")))
+        for r in rows:
+            r.update(DocTranAmt=amount, TranAmt=amount)
+        return {"parameters": {"ds": ds}}
+
     # --- admin ----------------------------------------------------------------------------------
+
+    def mark_posted(self, table: str, keys: dict[str, Any], posted: bool = True) -> int:
+        """Set Posted on the APInvHed/CheckHed/CashHead rows matching ``keys``; the count changed."""
+        if table not in POSTED_HEADS:
+            raise ValueError(f"only {', '.join(POSTED_HEADS)} rows are posted, not {table}")
+        t = TABLES[table]
+        where = [_column(t, k) == _coerce(t, k, v) for k, v in keys.items()]
+        with self.engine.begin() as conn:
+            return int(conn.execute(update(t).where(*where).values(Posted=posted)).rowcount)
+
+    async def posted_endpoint(self, request: Request) -> Response:
+        """``POST /_sandbox/posted {"table": "CheckHed", "keys": {"HeadNum": 3}, "posted": true}``."""
+        body = json.loads(await request.body() or b"{}")
+        try:
+            changed = self.mark_posted(
+                str(body.get("table")), dict(body.get("keys") or {}), bool(body.get("posted", True))
+            )
+        except (ValueError, EpicorError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse({"changed": changed})
 
     async def faults_endpoint(self, request: Request) -> Response:
         if request.method == "POST":
@@ -838,12 +1315,17 @@ class KineticSandbox:
             for key, value in changes.items():
                 if not hasattr(self.options, key) or key in ("api_key", "users", "database"):
                     return JSONResponse({"error": f"option {key} cannot be changed at run time"}, status_code=400)
+                try:
+                    check_choice(key, value)
+                except ValueError as exc:
+                    return JSONResponse({"error": str(exc)}, status_code=400)
                 setattr(self.options, key, value)
         public = {k: v for k, v in asdict(self.options).items() if k not in ("api_key", "users")}
         return JSONResponse(public)
 
     async def stats_endpoint(self, request: Request) -> Response:
-        return JSONResponse({"calls": self.calls, "lost_responses": self.lost_responses, "dropped": self.dropped})
+        return JSONResponse({"calls": self.calls, "lost_responses": self.lost_responses, "dropped": self.dropped,
+                             "strict_refusals": self.strict_refusals})  # fmt: skip
 
 
 def _with_retry_after(error: EpicorError, faults: Faults) -> Response:
@@ -917,6 +1399,23 @@ class _Result:
         self._mapping = mapping
 
 
+_DATETIME = re.compile(r"(?<![\w'])\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?(?![\w'])")
+
+
+def _query_plan_error() -> EpicorError:
+    """Kinetic's answer to a query plan it refuses: a generic 500 that names no field."""
+    return EpicorError(500, "An error occurred while processing your request.", API_EXCEPTION,
+                       reason="Internal Server Error")  # fmt: skip
+
+
+def _duplicate(table: str, field_name: str, message: str, options: SandboxOptions) -> EpicorError:
+    if options.duplicate_status == 409:
+        return EpicorError(409, message, "Ice.Common.DuplicateRecordException",
+                           [{"Message": message, "Type": "Error", "Table": table, "Field": field_name}],
+                           reason="Conflict").by("duplicate_status")  # fmt: skip
+    return _fail(table, field_name, message, 400)
+
+
 def _fail(table: str, field_name: str, message: str, status: int = 400) -> EpicorError:
     return EpicorError(status, message, "Ice.Common.BusinessObjectException",
                        [{"Message": message, "Type": "Error", "Table": table, "Field": field_name}])  # fmt: skip
@@ -959,6 +1458,31 @@ def _coerce(table: Table, name: str, value: Any) -> Any:
     except (ValueError, ArithmeticError):
         raise _fail(table.name, name, f"{name} {value!r} is not a valid number.") from None
     return value
+
+
+def _due(invoice_date: str, terms: str) -> str:
+    """The due date the terms give an invoice dated ``invoice_date``."""
+    day = date.fromisoformat(invoice_date[:10])
+    return f"{(day + timedelta(days=TERMS_CODES.get(terms, 30))).isoformat()}T00:00:00"
+
+
+def _int_value(name: str, value: Any) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        raise EpicorError(400, f"Parameter {name} must be an integer", API_EXCEPTION) from None
+
+
+def _edm_type(kind: Any) -> str:
+    if isinstance(kind, Boolean):
+        return "Edm.Boolean"
+    if isinstance(kind, Integer):
+        return "Edm.Int32"
+    if isinstance(kind, Numeric):
+        return "Edm.Decimal"
+    if isinstance(kind, DateTime):
+        return "Edm.DateTimeOffset"
+    return "Edm.String"
 
 
 def _decimal(name: str, value: Any) -> Decimal:

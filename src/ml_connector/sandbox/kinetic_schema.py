@@ -83,6 +83,8 @@ _table(
     _money("InvoiceAmt"),
     _money("DocInvoiceAmt"),
     _money("InvoiceVendorAmt"),
+    _money("DocInvoiceVendorAmt"),
+    _money("ScrDocInvoiceVendorAmt"),
     _money("InvoiceBal"),
     _money("TaxAmt"),
     Column("REFPONum", Integer, default=0),
@@ -130,6 +132,8 @@ _table(
     Column("Posted", Boolean, default=False),
     Column("Voided", Boolean, default=False),
     Column("CheckSrc", Integer, default=1),
+    # Kinetic keeps BankAcctID, CheckNum and CheckDate only on manual checks (schema field text).
+    Column("ManualPrint", Boolean, default=False),
     *_changed(),
     *_common(),
 )
@@ -137,7 +141,8 @@ _table(
     "APTran",
     Column("HeadNum", Integer, primary_key=True),
     Column("APTranNo", Integer, primary_key=True),
-    Column("InvoiceNum", String(50), default=""),
+    Column("InvoiceNum", String(50), primary_key=True, default=""),
+    Column("Voided", Boolean, primary_key=True, default=False),
     Column("VendorNum", Integer, default=0),
     Column("TranType", String(4), default="Pay"),
     Column("TranDate", DateTime),
@@ -182,9 +187,20 @@ _table(
     Column("HeadNum", Integer, primary_key=True),
     Column("InvoiceNum", Integer, primary_key=True),
     Column("InvoiceRef", Integer, primary_key=True, default=0),
+    Column("CustNum", Integer, default=0),
+    _money("InvoiceBal"),
     _money("TranAmt"),
     _money("DocTranAmt"),
     *_changed(),
+    *_common(),
+)
+# Customers that cash receipts name (seeded; looked up by GetCustomerInfo).
+_table(
+    "Customer",
+    Column("CustNum", Integer, primary_key=True),
+    Column("CustID", String(10), nullable=False),
+    Column("Name", String(50), default=""),
+    Column("CurrencyCode", String(4), default="USD"),
     *_common(),
 )
 # AR invoices that cash receipts apply to (seeded; read-only in the sandbox).
@@ -215,11 +231,16 @@ SPECS: dict[str, TableSpec] = {
     ),
     "APChkGrp": TableSpec(("GroupID",)),
     "CheckHed": TableSpec(("HeadNum",), sequence="HeadNum", change_date=True),
-    "APTran": TableSpec(("HeadNum", "APTranNo"), sequence="APTranNo", change_date=True, parent="CheckHed"),
+    # Key per the schema: (Company, HeadNum, APTranNo, InvoiceNum, Voided). APTranNo is 0 on
+    # invoice payment lines; only rows created without one (misc rows) get a sequence.
+    "APTran": TableSpec(
+        ("HeadNum", "APTranNo", "InvoiceNum", "Voided"), sequence="APTranNo", change_date=True, parent="CheckHed"
+    ),
     "CashGrp": TableSpec(("GroupID",)),
     "CashHead": TableSpec(("GroupID", "HeadNum"), sequence="HeadNum", change_date=True),
     "CashDtl": TableSpec(("GroupID", "HeadNum", "InvoiceNum", "InvoiceRef"), change_date=True, parent="CashHead"),
     "InvcHead": TableSpec(("InvoiceNum",)),
+    "Customer": TableSpec(("CustNum",), sequence="CustNum"),
 }
 
 
@@ -259,7 +280,7 @@ SERVICES: dict[str, ServiceSpec] = {
         ("CheckHed", "APTran"), {"PaymentEntries": "CheckHed", "APTrans": "APTran"}, {"headNum": "HeadNum"},
         {"GetNewCheckHed": GetNew("CheckHed"),
          "CreateNewCheckHed": GetNew("CheckHed", {"pcGroupID": "GroupID"}, saves=True),
-         "GetNewAPTran": GetNew("APTran", {"headNum": "HeadNum", "invoiceNum": "InvoiceNum"})},
+         "GetNewAPTran": GetNew("APTran", {"headNum": "HeadNum", "apTranNo": "APTranNo", "invoiceNum": "InvoiceNum"})},
     ),
     "Erp.BO.CashGrpSvc": ServiceSpec(("CashGrp",), {"CashGrps": "CashGrp"}, {"groupID": "GroupID"},
                                      {"GetNewCashGrp": GetNew("CashGrp")}),

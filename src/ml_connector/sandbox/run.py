@@ -57,7 +57,10 @@ def _secret_file(path: Path) -> str:
     return value
 
 
-async def run_sandbox(folder: Path, kinetic_port: int, sftp_port: int, console: Console, vendors: int = 12) -> None:
+async def run_sandbox(
+    folder: Path, kinetic_port: int, sftp_port: int, console: Console, vendors: int = 12, *, lenient: bool = False
+) -> None:
+    """Serve the Kinetic sandbox (strict unless ``lenient``) and the SFTP sandbox until cancelled."""
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     api_key = _secret_file(folder / "kinetic-api-key")
     password = _secret_file(folder / "kinetic-password")
@@ -69,7 +72,8 @@ async def run_sandbox(folder: Path, kinetic_port: int, sftp_port: int, console: 
         host_key = asyncssh.generate_private_key("ssh-ed25519")
         host_key.write_private_key(str(key_path))
         key_path.chmod(0o600)
-    sandbox = KineticSandbox(SandboxOptions(api_key=api_key, users={"manager": password}))
+    make = SandboxOptions.lenient if lenient else SandboxOptions
+    sandbox = KineticSandbox(make(api_key=api_key, users={"manager": password}))
     sandbox.seed(vendors)
     sandbox.generate_payments(3, vendor_num=2)  # something for an ap-payments (820) flow to send
     sftp_root = folder / "sftp"
@@ -104,6 +108,8 @@ async def run_sandbox(folder: Path, kinetic_port: int, sftp_port: int, console: 
         await asyncio.sleep(0.02)
     console.print(f"Kinetic sandbox  {info.kinetic_url}  company {info.company}  user {info.kinetic_user}")
     console.print(f"                 API key and password in {info.api_key_file} and {info.password_file}")
+    mode = "lenient (old behaviour)" if lenient else "strict (options: POST /_sandbox/options; docs/kinetic-sandbox.md)"
+    console.print(f"                 rules {mode}")
     console.print(f"SFTP sandbox     127.0.0.1:{info.sftp_port}  user {info.sftp_user}  root {info.sftp_root}")
     console.print(f"                 host key {info.fingerprint}  password in {info.sftp_password_file}")
     console.print("Connect with:")

@@ -20,10 +20,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 import asyncssh
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from ..connections import SftpSettings
 from ..errors import ConnectError, FatalError, HostKeyError, NotFoundError, RecordError, TransientError
+from ..retry import RetryPolicy
 from .names import TempNaming, UnsafeNameError, check_remote_name, is_temporary, name_filter, staging_name
 
 T = TypeVar("T")
@@ -244,13 +244,7 @@ class SftpClient:
     async def _retrying(self, what: str, op: Callable[[asyncssh.SFTPClient], Awaitable[T]]) -> T:
         """Run ``op`` with reconnect + backoff on transient failures; others surface at once."""
         o = self.options
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(o.retries + 1),
-            wait=wait_random_exponential(multiplier=o.backoff_s, max=o.backoff_max_s),
-            retry=retry_if_exception_type(TransientError),
-            sleep=self._sleep,
-            reraise=True,
-        )
+        retrying = RetryPolicy(o.retries + 1, o.backoff_s, o.backoff_max_s).retrying(self._sleep)
         async for attempt in retrying:
             with attempt:
                 try:

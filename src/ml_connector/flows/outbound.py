@@ -253,7 +253,9 @@ class OutboundRun(FlowRun):
         fmt = self.fmt
         ext = "csv" if isinstance(fmt, CsvFormat) else "x12" if isinstance(fmt, X12Format) else "txt"
         name = file_name(self.flow.filename, flow=self.name, run_id=self.run_id, seq=seq, ext=ext, now=self.now)
-        local = Path(tempfile.mkstemp(prefix=f"{self.run_id[:8]}-{seq}-", suffix=".out", dir=self.staging)[1])
+        fd, temp = tempfile.mkstemp(prefix=f"{self.run_id[:8]}-{seq}-", suffix=".out", dir=self.staging)
+        os.close(fd)  # only the unique name is wanted; an open fd here leaked one per delivered file
+        local = Path(temp)
         sink = HashingFile(local)
         renderer: Renderer
         control: dict[str, Any] = {}

@@ -39,7 +39,7 @@ from ..mapping import inbound_mapper, json_safe, natural_key, resolve_format
 from ..sftp import SftpClient
 from ..sftp.client import RemoteFile, join
 from ..store.ledger import INBOUND_OPEN, FileRow
-from . import poison
+from . import poison, refused
 from .base import FlowRun
 from .context import AuditBuffer, RunContext, RunResult, failpoint
 
@@ -131,13 +131,7 @@ class InboundRun(FlowRun):
             min_age_s=self.flow.min_age_seconds,
             max_files=self.flow.max_files_per_poll,
         )
-        for name, reason in listing.refused:
-            self.audit(
-                "alert.file_refused",
-                subject=join(self.flow.folder, name),
-                outcome="warning",
-                details={"reason": reason},
-            )
+        refused.report_listing(self, listing)
         if listing.waiting:
             self.result.bump("files_waiting", len(listing.waiting))
         for remote in listing.ready:

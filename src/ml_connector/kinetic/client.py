@@ -30,6 +30,7 @@ from ..errors import (
     RecordError,
     TransientError,
     UnknownOutcomeError,
+    UnreachableError,
 )
 from . import odata
 
@@ -173,6 +174,8 @@ class KineticClient:
                     "Accept": "application/json",
                 },
             )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise UnreachableError(f"token request: {describe_transport_error(exc)}") from None
         except httpx.TransportError as exc:
             raise TransientError(f"token request: {describe_transport_error(exc)}") from None
         self._record("POST", "/TokenResource.svc/", resp, started, attempt=1)
@@ -247,7 +250,7 @@ class KineticClient:
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 # Nothing reached the server: safe to retry, writes included.
                 self._record(method, path, None, started, attempt=attempt, error=type(exc).__name__)
-                error: MLConnectorError = TransientError(f"{method} {path}: {describe_transport_error(exc)}")
+                error: MLConnectorError = UnreachableError(f"{method} {path}: {describe_transport_error(exc)}")
                 retry_after = None
             except httpx.TransportError as exc:
                 self._record(method, path, None, started, attempt=attempt, error=type(exc).__name__)

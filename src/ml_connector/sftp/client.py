@@ -23,7 +23,15 @@ import asyncssh
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from ..connections import SftpSettings
-from ..errors import ConnectError, FatalError, HostKeyError, NotFoundError, RecordError, TransientError
+from ..errors import (
+    ConnectError,
+    FatalError,
+    HostKeyError,
+    NotFoundError,
+    RecordError,
+    TransientError,
+    UnreachableError,
+)
 from .names import (
     TEMP_SUFFIXES,
     TempNaming,
@@ -234,9 +242,9 @@ class SftpClient:
         except ConnectionRefusedError:
             raise ConnectError(f"{self.name}: connection refused by {where} (nothing listening?)") from None
         except TimeoutError:
-            raise TransientError(f"{self.name}: connecting to {where} timed out") from None
+            raise UnreachableError(f"{self.name}: connecting to {where} timed out") from None
         except (OSError, asyncssh.Error) as exc:
-            raise TransientError(f"{self.name}: cannot connect to {where}: {type(exc).__name__}: {exc}") from None
+            raise UnreachableError(f"{self.name}: cannot connect to {where}: {type(exc).__name__}: {exc}") from None
         self.host_fingerprint = client.seen
         self._conn = conn
         try:

@@ -14,6 +14,7 @@ from ml_connector.secrets import Secret
 
 from ..sftp.sshd import free_port
 from .conftest import Env
+from .test_poison import key_auth
 
 OUT = """
 vendors-out:
@@ -68,7 +69,7 @@ KINDS: dict[str, tuple[str, Callable[[Env], Any], str]] = {
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_run_exits_3_on_each_kind_of_connection_failure(sqlite_env: Env, no_dns: None, kind: str) -> None:
-    env = sqlite_env
+    env = key_auth(sqlite_env)
     role, settings, says = KINDS[kind]
     env.store.connections.add("broken", settings(env), env.keyring)
     env.flows(OUT.format(epicor="broken" if role == "epicor" else "kinetic",
@@ -82,7 +83,7 @@ def test_run_exits_3_on_each_kind_of_connection_failure(sqlite_env: Env, no_dns:
 
 def test_a_failure_after_connecting_keeps_exit_1(sqlite_env: Env) -> None:
     """Only connection failures are 3: a server that answers 503 on every call is a failed run."""
-    env = sqlite_env
+    env = key_auth(sqlite_env)
     env.flows(OUT.format(epicor="kinetic", sftp="sftp", base="{base}"))
     env.kinetic.sandbox.faults.rate_503 = 1.0
     env.kinetic.sandbox.faults.retry_after_s = 0
@@ -94,7 +95,7 @@ def test_a_failure_after_connecting_keeps_exit_1(sqlite_env: Env) -> None:
 
 
 def test_the_run_command_process_exits_3_on_a_tls_failure(sqlite_env: Env) -> None:
-    env = sqlite_env
+    env = key_auth(sqlite_env)
     env.store.connections.add("broken", env.kinetic.settings(url=env.kinetic.settings().url.replace("http://",
                                                                                                   "https://")),
                               env.keyring)  # fmt: skip

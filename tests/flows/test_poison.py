@@ -50,6 +50,15 @@ vendors-fw-in:
 """
 
 
+def key_auth(env: Env) -> Env:
+    """Log in to sshd with the session's own key: the test user's password is one system-wide
+    value that another pytest session on this machine may reset at any moment."""
+    if env.target.kind == "openssh":
+        env.store.connections.remove("sftp")
+        env.store.connections.add("sftp", env.target.settings(use_key=True), env.keyring)
+    return env
+
+
 def _receipts(env: Env) -> list[str]:
     return sorted(r["CheckRef"] for r in env.kinetic_rows("CashRecs", "Erp.BO.CashRecSvc"))
 
@@ -60,7 +69,7 @@ def _vendor_ids(env: Env) -> set[str]:
 
 def test_820_with_a_non_ascii_control_number_is_rejected_and_the_good_file_posts(env: Env) -> None:
     """The issue's reproduction: ST02 '²' used to raise ValueError in the reader and jam the flow."""
-    env.flows(REMIT_IN)
+    key_auth(env).flows(REMIT_IN)
     golden = GOLDEN_820.read_text()
     bad = golden.replace("ST*820*0001~", "ST*820*²~").replace("SE*14*0001~", "SE*14*2~")
     assert bad != golden and "²" in bad
@@ -87,7 +96,7 @@ def test_820_with_a_non_ascii_control_number_is_rejected_and_the_good_file_posts
 def test_x12_internal_error_sets_the_file_aside_after_its_attempts_with_a_ta1(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env.flows(REMIT_IN)
+    key_auth(env).flows(REMIT_IN)
     real = inbound_mod.interpret_820
 
     def crashing(ts: Any, name: str) -> Any:
@@ -128,7 +137,7 @@ def test_x12_internal_error_sets_the_file_aside_after_its_attempts_with_a_ta1(
 
 
 def test_csv_internal_error_never_blocks_later_files(sqlite_env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    env = sqlite_env
+    env = key_auth(sqlite_env)
     env.flows(VENDORS_IN.replace("  min_age_seconds: 1\n", "  min_age_seconds: 1\n  max_file_attempts: 2\n"))
     real = inbound_mod.CsvReader
 
@@ -155,7 +164,7 @@ def test_csv_internal_error_never_blocks_later_files(sqlite_env: Env, monkeypatc
 
 
 def test_fixed_width_internal_error_never_blocks_later_files(sqlite_env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    env = sqlite_env
+    env = key_auth(sqlite_env)
     env.flows(FW_IN)
     real = inbound_mod.FixedWidthReader
 
@@ -183,3 +192,85 @@ def test_fixed_width_internal_error_never_blocks_later_files(sqlite_env: Env, mo
     assert "a-poison.txt.error.json" in env.names("error") and env.names("archive") == ["b-good.txt"]
     (row,) = [f for f in env.store.ledger.files(flow="vendors-fw-in") if f.name == "a-poison.txt"]
     assert row.state == "error" and row.details["attempts"] == 3 and "IndexError" in (row.error or "")
+
+
+VENDORS_OUT = """
+vendors-out:
+  direction: outbound
+  epicor: kinetic
+  entity: vendors
+  sftp: sftp
+  folder: "{base}/outbound"
+  filename: "vendors_{run}.csv"
+  format: {type: csv}
+"""
+
+
+def _vendor_ids_in(env: Env) -> list[str]:
+    ids = []
+    for name in env.names("outbound"):
+        lines = (env.local("outbound") / name).read_text().splitlines()[1:]
+        ids.extend(line.split(",")[0] for line in lines)
+    return ids
+
+
+def test_outbound_record_that_crashes_mapping_is_reported_and_holds_the_watermark(
+    sqlite_env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ml_connector.flows.outbound as outbound_mod
+
+    env = key_auth(sqlite_env)
+    env.flows(VENDORS_OUT)
+    real = outbound_mod.outbound_mapper
+
+    def crashing_mapper(columns: Any) -> Any:
+        mapper = real(columns)
+
+        def wrapped(row: dict[str, Any], where: str) -> Any:
+            if row.get("VendorID") == "V0005":
+                raise ZeroDivisionError("injected crash in the mapping")
+            return mapper(row, where)
+
+        return wrapped
+
+    monkeypatch.setattr(outbound_mod, "outbound_mapper", crashing_mapper)
+    result = env.run("vendors-out")
+    assert result.state == "failed" and result.exit_code == 1
+    assert "SysRevID=" in (result.error or "") and "ZeroDivisionError: injected crash" in (result.error or "")
+    assert _vendor_ids_in(env)[-1] == "V0004" and "V0005" not in _vendor_ids_in(env)
+    (alert,) = env.store.audit.query(flow="vendors-out", kind="alert.record_render_failed", limit=None)
+    assert alert.details["stage"] == "mapping" and "VendorID" in alert.details["fields"]
+    again = env.run("vendors-out")  # reported again, nothing sent twice
+    assert again.exit_code == 1 and "ZeroDivisionError" in (again.error or "")
+    assert len(env.names("outbound")) == 1
+    monkeypatch.setattr(outbound_mod, "outbound_mapper", real)
+    fixed = env.run("vendors-out")
+    assert fixed.state == "succeeded"
+    ids = _vendor_ids_in(env)
+    assert len(ids) == len(set(ids)) == 12, ids
+
+
+def test_outbound_record_that_crashes_the_renderer_sends_no_partial_file(
+    sqlite_env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ml_connector.flows.render import FlatRenderer
+
+    env = key_auth(sqlite_env)
+    env.flows(VENDORS_OUT)
+    real = FlatRenderer.write
+
+    def crashing(self: FlatRenderer, row: Any, where: str) -> None:
+        if row.get("VendorID") == "V0003":
+            raise TypeError("injected crash in the CSV renderer")
+        real(self, row, where)
+
+    monkeypatch.setattr(FlatRenderer, "write", crashing)
+    result = env.run("vendors-out")
+    assert result.state == "failed" and result.exit_code == 1
+    assert "TypeError: injected crash" in (result.error or "") and "while rendering" in (result.error or "")
+    assert env.names("outbound") == [], "a file the renderer crashed in is never sent"
+    assert env.store.watermarks.get_full("vendors-out") is None
+    assert list((env.home.staging / "outbound" / "vendors-out").glob("*.out")) == []
+    monkeypatch.setattr(FlatRenderer, "write", real)
+    assert env.run("vendors-out").state == "succeeded"
+    assert sorted(_vendor_ids_in(env)) == [f"V{i:04d}" for i in range(1, 13)]

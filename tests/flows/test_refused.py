@@ -9,6 +9,7 @@ import subprocess
 
 from .conftest import Env
 from .test_inbound import VENDORS_IN, vendor_csv
+from .test_poison import key_auth
 
 HOSTILE = ["a\nb.csv", "-dash.csv", "x\\..\\evil.csv"]
 
@@ -19,7 +20,7 @@ def _cli(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_unsafe_names_and_symlinks_are_refused_visibly_and_alerted_once(sqlite_env: Env) -> None:
-    env = sqlite_env
+    env = key_auth(sqlite_env)
     env.flows(VENDORS_IN)
     for name in HOSTILE:
         env.drop(name, vendor_csv("HOST01,Hostile Vendor,Reno,NV,N30"))

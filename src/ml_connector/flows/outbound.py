@@ -26,6 +26,7 @@ from ..kinetic import KineticClient, odata
 from ..mapping import outbound_mapper, resolve_format, source_fields
 from ..sftp import SftpClient
 from ..sftp.client import join, sha256_file
+from . import poison
 from .base import FlowRun
 from .context import AuditBuffer, RunContext, RunResult, StopRequested, failpoint
 from .render import FlatRenderer, HashingFile, Renderer, X12Renderer
@@ -295,9 +296,29 @@ class OutboundRun(FlowRun):
                     current = self._open(seq)
                 where = f"{self.flow.entity} {self.cursor}={row.get(self.cursor)}"
                 try:
-                    current.renderer.write(mapper(row, where) if mapper else row, where)
+                    values = mapper(row, where) if mapper else row
                 except RecordError as exc:
                     failure = RecordError(f"{where}: {exc}")
+                    break
+                except Exception as exc:
+                    if not poison.is_internal(exc):
+                        raise
+                    failure = poison.render_crash(self, where, row, exc, stage="mapping")
+                    break
+                try:
+                    current.renderer.write(values, where)
+                except RecordError as exc:
+                    failure = RecordError(f"{where}: {exc}")
+                    break
+                except Exception as exc:
+                    if not poison.is_internal(exc):
+                        raise
+                    failure = poison.render_crash(self, where, row, exc, stage="rendering")
+                    # the crash may have left part of this record in the file: it is never sent;
+                    # the watermark stays at the last delivered file, so its records go out later
+                    self.result.bump("records", -current.renderer.records)
+                    poison.discard(current.renderer, current.local)
+                    current = None
                     break
                 current.last = (row.get(self.cursor), row.get(self.tiebreak) if self.tiebreak else None)
                 self.result.bump("records")

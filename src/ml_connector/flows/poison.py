@@ -17,10 +17,10 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..config import X12Format
-from ..errors import MLConnectorError
+from ..errors import MLConnectorError, RecordError
 from ..formats.x12.acks import build_ta1
 from ..formats.x12.model import InterchangeSummary, X12ParseError
 from ..formats.x12.reader import detect_delimiters
@@ -28,7 +28,9 @@ from ..sftp import SftpClient
 from ..store.ledger import FileRow
 
 if TYPE_CHECKING:
+    from .base import FlowRun
     from .inbound import InboundRun
+    from .render import Renderer
 
 log = logging.getLogger(__name__)
 MAX_ERROR_TEXT = 1000
@@ -108,3 +110,32 @@ async def _x12_rejection(run: InboundRun, sftp: SftpClient, f: FileRow) -> list[
         log.warning("flow %s: no TA1 for %s: its ISA cannot be echoed", run.name, f.remote_path, exc_info=True)
         return []
     return [await run._write_ack(sftp, f, ta1, f"{f.name}.{f.id}.rejected.ta1")]
+
+
+# --- outbound: one record that crashes rendering ------------------------------------------------
+
+
+def render_crash(run: FlowRun, where: str, row: dict[str, Any], exc: Exception, *, stage: str) -> RecordError:
+    """Report an internal error on one outbound record (audit + alert) as that record's error.
+
+    The caller stops before the record, as for a ``RecordError``: the watermark never moves past
+    it, so every run reports it again until the mapping, the data or the bug is fixed.
+    """
+    error = describe(exc)
+    log.error("flow %s: %s: %s while %s", run.name, where, error, stage, exc_info=exc)
+    fields = sorted(k for k in row if k not in ("APTran", "Vendor"))[:200]  # the fields the record had
+    run.audit("alert.record_render_failed", subject=where, outcome="error",
+              details={"record": where, "stage": stage, "error": error, "fields": fields,
+                       "reason": f"{where}: {error} while {stage}"})  # fmt: skip
+    return RecordError(f"{where}: {error} while {stage} (the record and the ones after it wait; "
+                       "the watermark did not move past it)")  # fmt: skip
+
+
+def discard(renderer: Renderer, local: Path) -> None:
+    """Drop a half-written outbound file: close what can be closed, then delete it."""
+    try:
+        renderer.finish()  # flushes and detaches the renderer's buffers, then closes the file
+    except Exception:  # the renderer is in whatever state the crash left; the file goes anyway
+        renderer.sink.close()
+    finally:
+        local.unlink(missing_ok=True)

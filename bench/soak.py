@@ -182,6 +182,7 @@ def soak(minutes: float, every_s: int = 60, *, workdir: Path | None = None, min_
     sb = KineticSandbox(SandboxOptions(api_key=KEY, users={"manager": PASSWORD}), faults)
     sb.seed()
     http, url = start(sb)
+    logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)  # the injected cuts, by design
     loop = LoopThread()
     sftp_root = tmp / "sftp"
     server = EmbeddedSftpServer(sftp_root, {"partner": SftpUser(password=SFTP_PASSWORD)})
@@ -259,7 +260,6 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write the summary here as well")
     args = parser.parse_args()
     asyncssh.set_log_level("WARNING")
-    logging.getLogger("uvicorn.error").setLevel(logging.CRITICAL)  # the sandbox's injected cuts, by design
     report = soak(args.minutes, args.every, min_deliveries=max(3, int(args.minutes * 60 / args.every / 2)))
     summary = report.summary()
     text = json.dumps(summary, indent=2)

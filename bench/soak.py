@@ -108,10 +108,12 @@ class Report:
         return not self.problems
 
     def windows(self) -> tuple[list[Sample], list[Sample]]:
-        """The second quarter (after warm-up) and the last quarter of the samples."""
-        n = len(self.samples)
+        """The second quarter (after warm-up) and the last quarter of the samples taken while
+        serving: the last seconds, when serve closes its files to stop, would hide a leak."""
+        serving = [s for s in self.samples if s.t < self.minutes * 60 - 5] or self.samples
+        n = len(serving)
         q = max(1, n // 4)
-        return self.samples[q : 2 * q], self.samples[n - q :]
+        return serving[q : 2 * q], serving[n - q :]
 
     def summary(self) -> dict[str, Any]:
         early, late = self.windows()
@@ -128,6 +130,7 @@ class Report:
                        "floor_q2": round(min(s.rss_kb for s in early) / 1024, 1),
                        "floor_q4": round(min(s.rss_kb for s in late) / 1024, 1),
                        "max": round(max(s.rss_kb for s in self.samples) / 1024, 1)},
+            "by_minute": [(round(x.t), x.fds, round(x.rss_kb / 1024, 1), x.deliveries) for x in self.samples[::60]],
             "faults_injected": self.faults_seen,
             "serve_exit": self.serve_exit,
             "ok": self.ok,

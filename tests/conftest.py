@@ -28,6 +28,29 @@ if IN_CI:
     hypothesis_settings.load_profile("ci")
 
 
+X12_CORPUS = Path(
+    os.environ.get("ML_CONNECTOR_X12_CORPUS")
+    or Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "x12"
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # UPDATE_GOLDEN=1 rewrites the golden files and then compares output with what it just wrote:
+    # in CI that would turn every golden test into a tautology.
+    if IN_CI and os.environ.get("UPDATE_GOLDEN") == "1":
+        raise pytest.UsageError("UPDATE_GOLDEN=1 refuses to run with CI=true: golden files are updated locally")
+
+
+@pytest.fixture(scope="session")
+def x12_corpus() -> Path:
+    """The public X12 samples in ../shared/corpus/x12: required in CI, like PostgreSQL and sshd."""
+    if X12_CORPUS.is_dir() and any(X12_CORPUS.glob("*.edi")):
+        return X12_CORPUS
+    if IN_CI:
+        pytest.fail(f"the X12 corpus is required in CI: nothing at {X12_CORPUS}")
+    pytest.skip(f"X12 corpus not found at {X12_CORPUS} (it lives in ../shared beside the checkout); required in CI")
+
+
 def _pg_available() -> str | None:
     engine = create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
     try:

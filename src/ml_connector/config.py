@@ -445,6 +445,9 @@ class InboundFlow(_FlowBase):
     on_bad_records: Literal["reject-file", "skip-records"] = Field(
         "reject-file", description="CSV/fixed-width lines that cannot be read: reject the whole file, or post the rest"
     )
+    max_file_attempts: int = Field(
+        3, ge=1, le=100, description="runs that may hit an internal error on a file before it goes to the error folder"
+    )
     on_failed_records: Literal["error", "archive"] = Field(
         "error", description="where a file with failed records goes: the error folder or the archive"
     )

@@ -11,6 +11,7 @@
     │   ├── HostKeyError (3)         unknown or changed SSH host key (``changed`` is alert-level)
     │   └── ScopeDeniedError (3)     the API key's access scope lacks one Kinetic service
     ├── TransientError (1)           retry with backoff (connect reset, timeout, 429, 5xx)
+    │   └── UnreachableError (3)     could not connect at all (DNS, refused, TLS, connect timeout)
     ├── UnknownOutcomeError (1)      a write may or may not have happened: settle by lookup first
     ├── FatalError (1)               stop the run; the next run resumes
     └── RecordError (1)              park this record, carry on with the rest of the file
@@ -96,6 +97,13 @@ class TransientError(MLConnectorError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class UnreachableError(TransientError):
+    """Nothing reached the server (DNS, refused, TLS handshake, connect timeout): retried like any
+    transient failure, but a run that ends on it is a connection failure (exit code 3)."""
+
+    exit_code = 3
 
 
 class UnknownOutcomeError(MLConnectorError):

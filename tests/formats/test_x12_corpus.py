@@ -15,10 +15,12 @@ from ml_connector.formats.x12 import reader as reader_module
 from ml_connector.formats.x12.acks import build_997, read_acks
 from ml_connector.formats.x12.remit820 import interpret_820
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "x12"
-pytestmark = pytest.mark.skipif(
-    not CORPUS.is_dir(), reason=f"X12 corpus not found at {CORPUS} (it lives in ../shared beside the checkout)"
-)
+from ..conftest import X12_CORPUS as CORPUS
+
+# Every test here needs the corpus: missing, it fails under CI=true and skips elsewhere
+# (tests/conftest.py). Parameters come from EXPECTED, not from a glob, so a missing corpus can
+# never shrink the parameter lists to nothing (an empty list would skip silently).
+pytestmark = pytest.mark.usefixtures("x12_corpus")
 
 # file: (sets, set ids, element sep, component sep, segment terminator, expected findings as
 # (level, code, severity) — exactly these, no more)
@@ -77,7 +79,11 @@ EXPECTED: dict[str, tuple[int, set[str], str, str, str, set[tuple[str, str, str]
 
 
 def corpus_files() -> Iterator[Path]:
-    return iter(sorted(CORPUS.glob("*.edi"))) if CORPUS.is_dir() else iter(())
+    return iter(sorted(CORPUS.glob("*.edi")))
+
+
+def expected_files() -> list[Path]:
+    return [CORPUS / name for name in sorted(EXPECTED)]
 
 
 def test_every_corpus_file_has_an_expectation() -> None:
@@ -90,7 +96,7 @@ def _naive_st_count(text: str, sep: str, term: str) -> int:
     return len(re.findall(r"(?:^|" + re.escape(term) + r")\s*ST" + re.escape(sep), text.lstrip("\ufeff")))
 
 
-@pytest.mark.parametrize("path", list(corpus_files()), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", expected_files(), ids=lambda p: p.name)
 def test_corpus_file(path: Path) -> None:
     n_sets, ids, sep, comp, term, expected = EXPECTED[path.name]
     data = path.read_bytes()
@@ -110,7 +116,7 @@ def test_corpus_file(path: Path) -> None:
         assert f.where.startswith(path.name)  # every finding names the file
 
 
-@pytest.mark.parametrize("path", list(corpus_files()), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", expected_files(), ids=lambda p: p.name)
 def test_chunk_boundaries_do_not_matter(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Reading in 7-byte chunks gives the same segments as reading whole."""
     import io
@@ -229,7 +235,7 @@ def _expected_ak9(name: str) -> str:
 
 
 @pytest.mark.parametrize(
-    "path", [p for p in corpus_files() if p.name.split("_")[0] in ("820", "810", "824")], ids=lambda p: p.name
+    "path", [p for p in expected_files() if p.name.split("_")[0] in ("820", "810", "824")], ids=lambda p: p.name
 )
 def test_a_997_for_every_820_810_824_file(path: Path) -> None:
     sets, reader = read_x12(path.read_bytes(), name=path.name)

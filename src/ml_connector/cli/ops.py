@@ -182,13 +182,14 @@ def status(home: Home, store: Store, *, remote: bool) -> list[dict[str, Any]]:
                 )
                 or 0
             )
+        refused = store.ledger.refused_in_run(name, last.id) if last else 0  # still on the server
         waiting: int | str | None = None
         if remote and isinstance(flow, InboundFlow):
             waiting = _waiting(home, store, flow)
         nxt = next_fire(flow, now) if flow.enabled else None
         if last is None:
             health = "never run"
-        elif last.state in ("succeeded", "stopped") and not failed and not errors and not open_files:
+        elif last.state in ("succeeded", "stopped") and not failed and not errors and not open_files and not refused:
             health = "ok"
         elif last.state == "running":
             health = "running"
@@ -211,6 +212,7 @@ def status(home: Home, store: Store, *, remote: bool) -> list[dict[str, Any]]:
                 "files_open": open_files,
                 "files_error": errors,
                 "records_failed": failed,
+                "files_refused": refused,
             }
         )
     return rows
@@ -273,6 +275,7 @@ def print_status(rows: list[dict[str, Any]], console: Console) -> None:
             ("files_open", "unfinished"),
             ("files_error", "in error"),
             ("records_failed", "failed rec."),
+            ("files_refused", "refused"),
         ):
             if r[key]:
                 notes.append(f"{r[key]} {label}")

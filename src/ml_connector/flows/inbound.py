@@ -33,7 +33,7 @@ from ..mapping import inbound_mapper, json_safe, natural_key, resolve_format
 from ..sftp import SftpClient
 from ..sftp.client import RemoteFile, join
 from ..store.ledger import INBOUND_OPEN, FileRow
-from . import posting, x12_inbound
+from . import poison, posting, refused, x12_inbound
 from .base import FlowRun
 from .context import AuditBuffer, RunContext, RunResult, failpoint
 
@@ -99,15 +99,18 @@ class InboundRun(FlowRun):
         return await self._lifecycle(work)
 
     def _outcome(self) -> str:
-        bad = self.result.counts.get("files_error", 0) + self.result.counts.get("records_failed", 0)
+        bad = sum(self.result.counts.get(k, 0) for k in ("files_error", "records_failed", "files_internal_error",
+                                                          "files_refused"))  # fmt: skip
         unsettled = self.result.counts.get("files_open", 0)
         return "succeeded" if not bad and not unsettled else "partial"
 
     async def _work(self, k: KineticClient, sftp: SftpClient) -> None:
         # 1. finish what a crashed run left open, oldest first
+        attempted: set[int] = set()  # one attempt per file per run (a poison file is listed again)
         for f in self.ledger.files(flow=self.name, direction="inbound", states=INBOUND_OPEN):
             self.ctx.check_stop()
             self.result.bump("resumed")
+            attempted.add(f.id)
             await self._process(k, sftp, f)
         # 2. new files
         if self.flow.settle_seconds:
@@ -121,13 +124,7 @@ class InboundRun(FlowRun):
             min_age_s=self.flow.min_age_seconds,
             max_files=self.flow.max_files_per_poll,
         )
-        for name, reason in listing.refused:
-            self.audit(
-                "alert.file_refused",
-                subject=join(self.flow.folder, name),
-                outcome="warning",
-                details={"reason": reason},
-            )
+        refused.report_listing(self, listing)
         if listing.waiting:
             self.result.bump("files_waiting", len(listing.waiting))
         for remote in listing.ready:
@@ -138,6 +135,8 @@ class InboundRun(FlowRun):
             )
             if not created and row.state not in INBOUND_OPEN:
                 self.result.bump("files_skipped")  # processed before and left in place (no archive folder)
+                continue
+            if row.id in attempted:
                 continue
             if created:
                 self.audit(
@@ -163,6 +162,12 @@ class InboundRun(FlowRun):
             await self._post(k, sftp, f)
         except FileRejected as exc:
             await self._reject(sftp, f, str(exc), exc.problems)
+        except RecordError as exc:  # bad input a reader did not wrap: this file only, at once
+            await self._reject(sftp, f, str(exc), [{"where": f.name, "message": str(exc)}])
+        except Exception as exc:
+            if not poison.is_internal(exc):
+                raise  # transient / fatal / connection / stop: the run ends, the next one resumes
+            await poison.record_internal_error(self, sftp, f, exc)
 
     async def _download(self, sftp: SftpClient, f: FileRow, remote: RemoteFile | None) -> FileRow:
         try:

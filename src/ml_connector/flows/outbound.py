@@ -28,6 +28,7 @@ from ..mapping import outbound_mapper, resolve_format, source_fields
 from ..sftp import SftpClient
 from ..sftp.client import join, sha256_file
 from ..store.ledger import FileRow
+from . import poison
 from .base import FlowRun
 from .context import AuditBuffer, RunContext, RunResult, StopRequested, failpoint
 from .render import FlatRenderer, HashingFile, Renderer, X12Renderer
@@ -322,7 +323,9 @@ class OutboundRun(FlowRun):
         fmt = self.fmt
         ext = "csv" if isinstance(fmt, CsvFormat) else "x12" if isinstance(fmt, X12Format) else "txt"
         name = file_name(self.flow.filename, flow=self.name, run_id=self.run_id, seq=seq, ext=ext, now=self.now)
-        local = Path(tempfile.mkstemp(prefix=f"{self.run_id[:8]}-{seq}-", suffix=".out", dir=self.staging)[1])
+        fd, temp = tempfile.mkstemp(prefix=f"{self.run_id[:8]}-{seq}-", suffix=".out", dir=self.staging)
+        os.close(fd)  # only the unique name is wanted; an open fd here leaked one per delivered file
+        local = Path(temp)
         sink = HashingFile(local)
         renderer: Renderer
         control: dict[str, Any] = {}
@@ -362,9 +365,29 @@ class OutboundRun(FlowRun):
                     current = self._open(seq)
                 where = f"{self.flow.entity} {self.cursor}={row.get(self.cursor)}"
                 try:
-                    current.renderer.write(mapper(row, where) if mapper else row, where)
+                    values = mapper(row, where) if mapper else row
                 except RecordError as exc:
                     failure = RecordError(f"{where}: {exc}")
+                    break
+                except Exception as exc:
+                    if not poison.is_internal(exc):
+                        raise
+                    failure = poison.render_crash(self, where, row, exc, stage="mapping")
+                    break
+                try:
+                    current.renderer.write(values, where)
+                except RecordError as exc:
+                    failure = RecordError(f"{where}: {exc}")
+                    break
+                except Exception as exc:
+                    if not poison.is_internal(exc):
+                        raise
+                    failure = poison.render_crash(self, where, row, exc, stage="rendering")
+                    # the crash may have left part of this record in the file: it is never sent;
+                    # the watermark stays at the last delivered file, so its records go out later
+                    self.result.bump("records", -current.renderer.records)
+                    poison.discard(current.renderer, current.local)
+                    current = None
                     break
                 current.last = (row.get(self.cursor), row.get(self.tiebreak) if self.tiebreak else None)
                 self.result.bump("records")

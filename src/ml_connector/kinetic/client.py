@@ -39,6 +39,7 @@ from ..errors import (
     ScopeDeniedError,
     TransientError,
     UnknownOutcomeError,
+    UnreachableError,
 )
 from ..retry import RetryPolicy
 from . import odata
@@ -265,7 +266,7 @@ class KineticClient:
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # Nothing reached the server: safe to retry, writes included.
             self._record(method, path, None, started, attempt=attempt, error=type(exc).__name__)
-            raise TransientError(f"{method} {path}: {describe_transport_error(exc)}") from None
+            raise UnreachableError(f"{method} {path}: {describe_transport_error(exc)}") from None
         except httpx.TransportError as exc:
             self._record(method, path, None, started, attempt=attempt, error=type(exc).__name__)
             if write and not self.auth.sending_token_request:

@@ -22,9 +22,25 @@ from typing import Any, TypeVar
 import asyncssh
 
 from ..connections import SftpSettings
-from ..errors import ConnectError, FatalError, HostKeyError, NotFoundError, RecordError, TransientError
+from ..errors import (
+    ConnectError,
+    FatalError,
+    HostKeyError,
+    NotFoundError,
+    RecordError,
+    TransientError,
+    UnreachableError,
+)
 from ..retry import RetryPolicy
-from .names import TempNaming, UnsafeNameError, check_remote_name, is_temporary, name_filter, staging_name
+from .names import (
+    TEMP_SUFFIXES,
+    TempNaming,
+    UnsafeNameError,
+    check_remote_name,
+    is_temporary,
+    name_filter,
+    staging_name,
+)
 
 T = TypeVar("T")
 Audit = Callable[..., None]
@@ -87,6 +103,16 @@ class Listing:
     ready: list[RemoteFile]
     waiting: list[RemoteFile]  # still changing, or too young
     refused: list[tuple[str, str]]  # (name, reason): unsafe names, not regular files
+    temporary: list[str] = field(default_factory=list)  # names of the flow's files still being written
+
+
+def _final_of_temporary(name: str) -> str:
+    """The name a temporary one will likely get (``.a.csv.part`` -> ``a.csv``), to match patterns."""
+    stem = name.lstrip(".")
+    for suffix in TEMP_SUFFIXES:
+        if stem.lower().endswith(suffix):
+            return stem[: -len(suffix)]
+    return stem
 
 
 class _PinningClient(asyncssh.SSHClient):
@@ -216,9 +242,9 @@ class SftpClient:
         except ConnectionRefusedError:
             raise ConnectError(f"{self.name}: connection refused by {where} (nothing listening?)") from None
         except TimeoutError:
-            raise TransientError(f"{self.name}: connecting to {where} timed out") from None
+            raise UnreachableError(f"{self.name}: connecting to {where} timed out") from None
         except (OSError, asyncssh.Error) as exc:
-            raise TransientError(f"{self.name}: cannot connect to {where}: {type(exc).__name__}: {exc}") from None
+            raise UnreachableError(f"{self.name}: cannot connect to {where}: {type(exc).__name__}: {exc}") from None
         self.host_fingerprint = client.seen
         self._conn = conn
         try:
@@ -264,19 +290,25 @@ class SftpClient:
 
     async def _snapshot(
         self, folder: str, match: Callable[[str], bool]
-    ) -> tuple[dict[str, RemoteFile], list[tuple[str, str]]]:
-        async def op(sftp: asyncssh.SFTPClient) -> tuple[dict[str, RemoteFile], list[tuple[str, str]]]:
+    ) -> tuple[dict[str, RemoteFile], list[tuple[str, str]], list[str]]:
+        async def op(sftp: asyncssh.SFTPClient) -> tuple[dict[str, RemoteFile], list[tuple[str, str]], list[str]]:
             files: dict[str, RemoteFile] = {}
             refused: list[tuple[str, str]] = []
+            temporary: list[str] = []
             async for entry in sftp.scandir(folder):
                 raw = entry.filename
                 name = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
-                if name in (".", "..") or is_temporary(name):
+                if name in (".", ".."):
+                    continue
+                if is_temporary(name):
+                    if match(name) or match(_final_of_temporary(name)):
+                        temporary.append(name)  # skipped, but reported: a stuck upload needs a look
                     continue
                 try:
                     check_remote_name(name)
                 except UnsafeNameError as exc:
-                    refused.append((name, str(exc)))
+                    if match(name):  # another flow's pattern may own it; its runs report it
+                        refused.append((name, str(exc)))
                     continue
                 attrs = entry.attrs
                 kind = attrs.type
@@ -289,7 +321,7 @@ class SftpClient:
                 if not match(name):
                     continue
                 files[name] = RemoteFile(name, join(folder, name), attrs.size or 0, int(attrs.mtime or 0))
-            return files, refused
+            return files, refused, temporary
 
         return await self._retrying(f"list {folder}", op)
 
@@ -310,7 +342,7 @@ class SftpClient:
         Sorted by mtime then name, at most ``max_files``.
         """
         match = name_filter(pattern, pattern_type)
-        first, refused = await self._snapshot(folder, match)
+        first, refused, temporary = await self._snapshot(folder, match)
         old = {n: f for n, f in first.items() if min_age_s > 0 and now() - f.mtime >= min_age_s}
         pending = {n: f for n, f in first.items() if n not in old}
         ready = list(old.values())
@@ -318,7 +350,7 @@ class SftpClient:
         if pending:
             if settle_s > 0:
                 await self._sleep(settle_s)
-                second, _ = await self._snapshot(folder, match)
+                second, _, _ = await self._snapshot(folder, match)
             else:
                 second = first
             for n, f in pending.items():
@@ -328,7 +360,7 @@ class SftpClient:
                 else:
                     waiting.append(again or f)
         ready.sort(key=lambda f: (f.mtime, f.name))
-        return Listing(ready[:max_files], waiting + ready[max_files:], refused)
+        return Listing(ready[:max_files], waiting + ready[max_files:], refused, temporary)
 
     # --- download -------------------------------------------------------------------------------
 

@@ -7,7 +7,8 @@ File states (DESIGN.md section 2):
   moved in the same transaction) | ``abandoned`` (the staged bytes were lost before upload: the
   watermark never moved, so the records go out again in a new file). X12 files then get
   ``details.ack`` = accepted / rejected from the partner's 997 or TA1.
-* inbound: ``seen -> downloaded -> parsed -> posting -> done | error`` plus ``duplicate``.
+* inbound: ``seen -> downloaded -> parsed -> posting -> done | error`` plus ``duplicate``, and
+  ``refused`` for names that are never handled (unsafe names, symlinks), one row per name.
 
 Record states: ``pending -> sending -> posted | failed | unknown``.
 """
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from .store import Store
 
 INBOUND_OPEN = ("seen", "downloaded", "parsed", "posting")
+REFUSED = "refused"  # a listed name never handled (unsafe, not a regular file): shown, alerted once
 
 
 @dataclass(frozen=True)
@@ -488,3 +490,38 @@ class Ledger:
             if groups is not None:
                 values["groups"] = groups
             s.execute(update(m.X12Interchange).where(m.X12Interchange.id == interchange_id).values(**values))
+
+    # --- refused inbound names (issue 17) ---------------------------------------------------------
+
+    def refuse(self, *, flow: str, run_id: str, remote_path: str, reason: str) -> tuple[FileRow, bool]:
+        """A listed name that is never handled (unsafe name, symlink…): one ``refused`` row per name.
+
+        Returns (row, first time). A later sighting stamps the row with this run, so ``status``
+        can tell names still on the server (the last run saw them) from ones since removed.
+        """
+        ident = (
+            m.FileEntry.flow == flow,
+            m.FileEntry.direction == "inbound",
+            m.FileEntry.remote_path == remote_path,
+            m.FileEntry.state == REFUSED,
+        )
+        now = self._now()
+        with self._store.session() as s, s.begin():
+            found = s.scalars(select(m.FileEntry).where(*ident)).first()
+            if found is not None:
+                found.run_id, found.error, found.updated_at = run_id, reason, now
+                s.flush()
+                return _file(found), False
+            row = m.FileEntry(flow=flow, direction="inbound", remote_path=remote_path, size=0, mtime=0,
+                              state=REFUSED, run_id=run_id, error=reason, details={"reason": reason},
+                              created_at=now, updated_at=now)  # fmt: skip
+            s.add(row)
+            s.flush()
+            return _file(row), True
+
+    def refused_in_run(self, flow: str, run_id: str) -> int:
+        """How many names the given run refused (``status``: still on the server, needs a look)."""
+        with self._store.session() as s:
+            q = select(func.count()).select_from(m.FileEntry)
+            q = q.where(m.FileEntry.flow == flow, m.FileEntry.state == REFUSED, m.FileEntry.run_id == run_id)
+            return int(s.scalar(q) or 0)

@@ -241,9 +241,18 @@ def _valid_date(value: str, fmt: str) -> bool:
     return True
 
 
-def _same_number(a: str, b: str) -> bool:
+def _digits(value: str, low: int, high: int) -> bool:
+    """X12 N0 of ``low``-``high`` characters: ASCII digits only (``str.isdigit`` accepts '²')."""
+    return low <= len(value) <= high and value.isascii() and value.isdigit()
+
+
+def _same_number(a: str, b: str, high: int = 9) -> bool:
+    """Equal as control numbers (zero padding aside); compared as strings, never through ``int``,
+    so a hostile element (non-ASCII digits, thousands of digits) cannot raise."""
     a, b = a.strip(), b.strip()
-    return a.isdigit() and b.isdigit() and int(a) == int(b)
+    if not (_digits(a, 1, high) and _digits(b, 1, high)):
+        return False
+    return a.lstrip("0") == b.lstrip("0")
 
 
 class X12Reader:
@@ -323,7 +332,7 @@ class X12Reader:
                 self._finding(ic.findings, "interchange", code, f"ISA{index:02d} {label} {value!r} is invalid",
                               w, severity="warning", element_position=index, bad_value=value)  # fmt: skip
         num = element(isa, 13)
-        if not (len(num.strip()) == 9 and num.strip().isdigit()):
+        if not _digits(num.strip(), 9, 9):
             self._finding(ic.findings, "interchange", "018", f"ISA13 control number {num!r} is not 9 digits",
                           w, element_position=13, bad_value=num)  # fmt: skip
         version = element(isa, 12).strip()
@@ -457,7 +466,7 @@ class X12Reader:
                     st_ids = set()
                     w = (ic, grp, None)
                     num = element(seg, 6).strip()
-                    if not (num.isdigit() and len(num) <= 9):
+                    if not _digits(num, 1, 9):
                         self._finding(
                             grp.findings,
                             "group",

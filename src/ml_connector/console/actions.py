@@ -14,7 +14,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import FlowsFile, InboundFlow, OutboundFlow
+from ..config import FlowsFile
 from ..errors import MLConnectorError, NotFoundError, UsageError
 from ..flows import RunContext, RunResult, run_flow
 from ..flows.replay import replay_file
@@ -133,8 +133,3 @@ async def test_connection(home: Home, store: Store, name: str) -> ActionResult:
         return ActionResult(False, f"{name}: {exc}")
     store.audit.record("connection.tested", subject=name, details=result)
     return ActionResult(True, message, details=result)
-
-
-def flow_kind(flows: FlowsFile, flow: str) -> str:
-    cfg = flows.flows.get(flow)
-    return "outbound" if isinstance(cfg, OutboundFlow) else "inbound" if isinstance(cfg, InboundFlow) else "?"

@@ -28,8 +28,6 @@ IK502_CODES = frozenset(
 )  # 8-19: security codes
 AK901_CODES = frozenset({"A", "E", "M", "P", "R", "W", "X"})
 AK905_CODES = frozenset({str(n) for n in range(1, 27)})
-# Business-unit identifier per set (the element that names the business document).
-BUSINESS_UNIT = {"820": ("TRN", 2, "TRN02"), "837": ("CLM", 1, "CLM01"), "810": ("BIG", 2, "BIG02")}
 
 
 def group_body_999(group: GroupSummary, business_ids: dict[str, str] | None = None) -> list[

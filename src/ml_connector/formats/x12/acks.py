@@ -196,18 +196,9 @@ def build_ta1(ic: InterchangeSummary, *, isa13: int, when: datetime,
     out = io.StringIO()
     w = X12Writer(out, env)
     w.begin_interchange(isa13, when)
-    seg = w._segment(
-        "TA1",
-        [
-            ic.control_number,
-            element(ic.isa, 9),
-            element(ic.isa, 10),
-            ack or code,
-            note or default_note,
-        ],
-        "TA1",
+    w.write_segment(
+        "TA1", [ic.control_number, element(ic.isa, 9), element(ic.isa, 10), ack or code, note or default_note]
     )
-    w._emit(seg)
     w.end_interchange()
     return out.getvalue()
 

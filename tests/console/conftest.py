@@ -86,6 +86,23 @@ def csrf(html: str) -> str:
     return m.group(1)
 
 
+def nonce(html: str) -> str:
+    """The one-shot confirmation nonce of a confirm page."""
+    m = re.search(r'name="nonce" value="([^"]+)"', html)
+    assert m, "no nonce in the page"
+    return m.group(1)
+
+
+def act(client: TestClient, action: str, target: str) -> str:
+    """Open an action's confirmation and confirm it; the result page."""
+    confirm = client.get(f"/actions/{action}?target={target}")
+    assert confirm.status_code == 200, confirm.text
+    r = client.post(f"/actions/{action}", data={"target": target, "nonce": nonce(confirm.text),
+                                                 "csrf": csrf(confirm.text)})  # fmt: skip
+    assert r.status_code == 200, r.text
+    return r.text
+
+
 def seed_ledger(store: Store) -> dict[str, object]:
     ledger = store.ledger
     ids: dict[str, object] = {}

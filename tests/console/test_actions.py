@@ -13,7 +13,7 @@ from ml_connector.metrics import Metrics
 from ml_connector.users import Users
 
 from ..flows.conftest import Env, sha256
-from .conftest import PASSWORD, csrf
+from .conftest import PASSWORD, act, csrf
 
 FLOWS = """
 vendors-out:
@@ -33,12 +33,7 @@ def _login(client: TestClient) -> None:
 
 
 def _act(client: TestClient, action: str, target: str) -> str:
-    confirm = client.get(f"/actions/{action}?target={target}")
-    assert confirm.status_code == 200, confirm.text
-    nonce = re.search(r'name="nonce" value="([^"]+)"', confirm.text).group(1)  # type: ignore[union-attr]
-    r = client.post(f"/actions/{action}", data={"target": target, "nonce": nonce, "csrf": csrf(confirm.text)})
-    assert r.status_code == 200, r.text
-    return re.search(r'id="result">([^<]*)<', r.text).group(1)  # type: ignore[union-attr]
+    return re.search(r'id="result">([^<]*)<', act(client, action, target)).group(1)  # type: ignore[union-attr]
 
 
 def test_run_now_resend_and_test_connections_from_the_console(sqlite_env: Env) -> None:

@@ -12,7 +12,18 @@ from ml_connector.console.security import CSP
 from ml_connector.console.settings import ConsoleSettings
 from ml_connector.store.flow_settings import FlowSettings, is_disabled
 
-from .conftest import CANARY, HOSTILE_ATTR, HOSTILE_ERROR, HOSTILE_NAME, HOSTILE_VENDOR, PASSWORD, World, csrf
+from .conftest import (
+    CANARY,
+    HOSTILE_ATTR,
+    HOSTILE_ERROR,
+    HOSTILE_NAME,
+    HOSTILE_VENDOR,
+    PASSWORD,
+    World,
+    act,
+    csrf,
+    nonce,
+)
 
 
 def pages(world: World) -> list[str]:
@@ -153,43 +164,34 @@ def test_action_needs_csrf_and_a_one_shot_confirmation(world: World) -> None:
     world.login()
     confirm = world.client.get("/actions/disable?target=vendors-in")
     assert confirm.status_code == 200 and "Disable the flow" in confirm.text
-    nonce = re.search(r'name="nonce" value="([^"]+)"', confirm.text).group(1)  # type: ignore[union-attr]
-    r = world.client.post("/actions/disable", data={"target": "vendors-in", "nonce": nonce})
+    once = nonce(confirm.text)
+    r = world.client.post("/actions/disable", data={"target": "vendors-in", "nonce": once})
     assert r.status_code == 403 and not is_disabled(world.store, "vendors-in")  # no CSRF token
-    r = world.client.post("/actions/disable", data={"target": "vendors-in", "nonce": nonce, "csrf": csrf(confirm.text)})
+    r = world.client.post("/actions/disable", data={"target": "vendors-in", "nonce": once, "csrf": csrf(confirm.text)})
     assert r.status_code == 200 and "vendors-in: disabled" in r.text and is_disabled(world.store, "vendors-in")
-    again = world.client.post("/actions/disable", data={"target": "vendors-in", "nonce": nonce,
+    again = world.client.post("/actions/disable", data={"target": "vendors-in", "nonce": once,
                                                         "csrf": csrf(confirm.text)})  # fmt: skip
     assert again.status_code == 409 and "already used" in again.text
     (event,) = world.store.audit.query(kind="console.action")
     assert event.details["user"] == "olivia" and event.details["action"] == "disable" and event.outcome == "ok"
     # A nonce issued for one target does not authorise another.
     confirm = world.client.get("/actions/enable?target=vendors-in")
-    nonce = re.search(r'name="nonce" value="([^"]+)"', confirm.text).group(1)  # type: ignore[union-attr]
-    r = world.client.post("/actions/enable", data={"target": "vendors-out", "nonce": nonce, "csrf": csrf(confirm.text)})
+    once = nonce(confirm.text)
+    r = world.client.post("/actions/enable", data={"target": "vendors-out", "nonce": once, "csrf": csrf(confirm.text)})
     assert r.status_code == 409
     overview = world.client.get("/").text
     assert "paused in the console" in overview
 
 
-def _act(world: World, action: str, target: str) -> str:
-    confirm = world.client.get(f"/actions/{action}?target={target}")
-    assert confirm.status_code == 200, confirm.text
-    nonce = re.search(r'name="nonce" value="([^"]+)"', confirm.text).group(1)  # type: ignore[union-attr]
-    r = world.client.post(f"/actions/{action}", data={"target": target, "nonce": nonce, "csrf": csrf(confirm.text)})
-    assert r.status_code == 200, r.text
-    return r.text
-
-
 def test_abandon_intent_and_refusals(world: World) -> None:
     world.login()
-    body = _act(world, "abandon", str(world.ids["intent"]))
+    body = act(world.client, "abandon", str(world.ids["intent"]))
     assert "abandoned" in body
     f = world.store.ledger.file(int(world.ids["intent"]))  # type: ignore[call-overload]
     assert f is not None and f.state == "abandoned" and "olivia" in (f.error or "")
-    body = _act(world, "abandon", str(world.ids["intent"]))  # a second time: refused, nothing changes
+    body = act(world.client, "abandon", str(world.ids["intent"]))  # a second time: refused, nothing changes
     assert "only a pending intent can be abandoned" in body
-    body = _act(world, "resend", str(world.ids["bad"]))
+    body = act(world.client, "resend", str(world.ids["bad"]))
     assert "no outbound file" in body
     actions = world.store.audit.query(kind="console.action")
     assert [e.outcome for e in actions] == ["ok", "error", "error"]

@@ -19,6 +19,8 @@ from ml_connector.formats.x12.acks import build_997, build_ta1
 from ml_connector.formats.x12.remit820 import Payment, RemittanceLine, interpret_820, payment_to_820
 from ml_connector.formats.x12.writer import Envelope, X12WriteError, X12Writer
 
+from .layouts import BATCH_FW as FW_FMT
+
 GOLDEN = Path(__file__).with_name("golden")
 WHEN = datetime(2026, 11, 23, 19, 5)
 
@@ -222,23 +224,6 @@ def test_csv_bad_input_is_located() -> None:
     small = CSV_FMT.model_copy(update={"max_field_size": 5})
     recs = list(CsvReader(io.BytesIO(b"Vendor,Name\r\nV1,abcdefgh\r\n"), small, "in.csv"))
     assert recs[0].error == "in.csv: line 2: Name: field is 8 characters, limit 5"
-
-
-FW_FMT = FixedWidthFormat.model_validate(
-    {
-        "type": "fixed-width",
-        "record_type": {"field": "RecordType", "start": 1, "length": 1},
-        "records": [
-            {"code": "H", "role": "header", "columns": [{"field": "BatchDate", "start": 2, "length": 8, "type": "date", "format": "%Y%m%d"}]},
-            {"code": "D", "columns": [
-                {"field": "VendorID", "start": 2, "length": 8, "required": True},
-                {"field": "Name", "start": 10, "length": 20},
-                {"field": "InvoiceAmt", "start": 30, "length": 10, "type": "decimal", "implied_decimals": 2, "align": "right", "pad": "0"},
-            ]},
-            {"code": "T", "role": "trailer", "columns": [{"field": "Count", "start": 2, "length": 6, "type": "int", "align": "right", "pad": "0"}]},
-        ],
-    }
-)  # fmt: skip
 
 
 def test_fixed_width_golden_and_round_trip() -> None:

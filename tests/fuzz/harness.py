@@ -34,6 +34,8 @@ from ml_connector.formats.x12.acks import build_997, build_ta1, read_acks
 from ml_connector.formats.x12.remit820 import interpret_820
 from ml_connector.mapping import inbound_mapper, resolve_format
 
+from ..formats.layouts import BATCH_FW as MULTI_FW
+
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "formats" / "golden"
 CORPUS = ROOT.parent / "shared" / "corpus" / "x12"
@@ -79,21 +81,6 @@ _FLOWS = parse_flows(FLOWS).flows
 VENDOR_CSV = resolve_format(_FLOWS["vendors"])
 INVOICE_CSV = resolve_format(_FLOWS["invoices"])
 VENDOR_FW = resolve_format(_FLOWS["vendors-fw"])
-MULTI_FW = FixedWidthFormat.model_validate(
-    {
-        "type": "fixed-width",
-        "record_type": {"field": "RecordType", "start": 1, "length": 1},
-        "records": [
-            {"code": "H", "role": "header", "columns": [{"field": "BatchDate", "start": 2, "length": 8, "type": "date", "format": "%Y%m%d"}]},
-            {"code": "D", "columns": [
-                {"field": "VendorID", "start": 2, "length": 8, "required": True},
-                {"field": "Name", "start": 10, "length": 20},
-                {"field": "InvoiceAmt", "start": 30, "length": 10, "type": "decimal", "implied_decimals": 2, "align": "right", "pad": "0"},
-            ]},
-            {"code": "T", "role": "trailer", "columns": [{"field": "Count", "start": 2, "length": 6, "type": "int", "align": "right", "pad": "0"}]},
-        ],
-    }
-)  # fmt: skip
 
 
 def _csv_seed(fmt: CsvFormat, rows: list[dict[str, object]]) -> bytes:

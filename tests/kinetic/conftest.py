@@ -62,11 +62,5 @@ def sandbox() -> Iterator[Running]:
     yield from serve(SandboxOptions(api_key="sandbox-key-Q7", users={"manager": "mgr-pass-Z4"}))
 
 
-@pytest.fixture
-def strict_sandbox() -> Iterator[Running]:
-    """The sandbox as it starts by default: every strict rule on."""
-    yield from serve(SandboxOptions(api_key="sandbox-key-Q7", users={"manager": "mgr-pass-Z4"}))
-
-
 async def no_sleep(_s: float) -> None:
     """Injected into the client: backoff takes no wall time in tests."""

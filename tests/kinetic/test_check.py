@@ -14,7 +14,7 @@ from ml_connector.kinetic.check import CheckReport, fit_check
 from ml_connector.sandbox.kinetic import SandboxOptions
 
 from .conftest import Running, no_sleep, serve
-from .test_sandbox_cli import run, running_sandbox  # noqa: F401 - fixture re-exported
+from .test_sandbox_cli import init_with_connections, run, running_sandbox  # noqa: F401 - fixture re-exported
 
 
 def check(sb_options: dict[str, Any], connection: dict[str, Any] | None = None, **kw: Any) -> CheckReport:
@@ -97,12 +97,7 @@ def test_write_test_creates_and_deletes_one_draft_in_the_group() -> None:
 
 def test_cli_check_against_the_sandbox_command(running_sandbox: tuple[dict[str, str], list[str]]) -> None:  # noqa: F811
     env, lines = running_sandbox
-    import shlex
-
-    commands = [shlex.split(line.strip())[1:] for line in lines if line.strip().startswith("ml-connector connections")]
-    assert run(["init"], env).returncode == 0
-    for command in commands:
-        assert run(command, env).returncode == 0
+    init_with_connections(env, lines)
     done = run(["connections", "check", "sandbox-kinetic", "--json"], env)
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
@@ -118,12 +113,8 @@ def test_cli_check_against_the_sandbox_command(running_sandbox: tuple[dict[str, 
 def test_cli_check_flows_names_a_mapped_field_the_instance_lacks(
     running_sandbox: tuple[dict[str, str], list[str]],  # noqa: F811
 ) -> None:
-    import shlex
-
     env, lines = running_sandbox
-    assert run(["init"], env).returncode == 0
-    for command in [shlex.split(x.strip())[1:] for x in lines if x.strip().startswith("ml-connector connections")]:
-        assert run(command, env).returncode == 0
+    init_with_connections(env, lines)
     home = Path(env["ML_CONNECTOR_HOME"])
     (home / "flows.yaml").write_text(
         "flows:\n"
@@ -149,14 +140,8 @@ def test_cli_check_flows_names_a_mapped_field_the_instance_lacks(
 def test_datetime_literal_is_a_stored_connection_setting(
     running_sandbox: tuple[dict[str, str], list[str]],  # noqa: F811
 ) -> None:
-    import shlex
-
     env, lines = running_sandbox
-    assert run(["init"], env).returncode == 0
-    for command in [shlex.split(x.strip())[1:] for x in lines if x.strip().startswith("ml-connector connections")]:
-        if "add-epicor" in command:
-            command = [*command, "--datetime-literal", "naive"]
-        assert run(command, env).returncode == 0
+    init_with_connections(env, lines, "--datetime-literal", "naive")
     shown = run(["connections", "show", "sandbox-kinetic", "--json"], env)
     assert shown.returncode == 0 and '"datetime_literal": "naive"' in shown.stdout
     done = run(["connections", "check", "sandbox-kinetic", "--json"], env)

@@ -16,11 +16,10 @@ from typing import Any
 import pytest
 
 from ml_connector.kinetic import KineticClient, KineticOptions
-from ml_connector.kinetic.entities import ENTITIES
 from ml_connector.sandbox.kinetic import SandboxOptions
 
 from .conftest import Running, no_sleep, serve
-from .test_recipes import Advice, Line
+from .test_recipes import Advice, Line, post
 
 # (id, sandbox option overrides, client connection overrides)
 SETTINGS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
@@ -55,34 +54,29 @@ def setting(request: pytest.FixtureRequest) -> Iterator[tuple[Running, dict[str,
     next(running, None)
 
 
-async def _post(k: KineticClient, entity: str, payloads: list[dict[str, Any]], **constants: str) -> list[Any]:
-    poster = await ENTITIES[entity].recipe().prepare(k, payloads, constants)
-    return [await poster(p) for p in payloads]
-
-
 async def scenario(k: KineticClient, run: Running) -> dict[str, Any]:
     out: dict[str, Any] = {}
     # Vendors: create, then update (the file's ID in another case where the instance ignores case).
     case_blind = run.sandbox.options.case_insensitive_keys
-    out["vendor"] = await _post(k, "vendors", [{"VendorID": "MX1", "Name": "Matrix Supply", "TermsCode": "N30"}])
-    out["vendor2"] = await _post(k, "vendors", [{"VendorID": "mx1" if case_blind else "MX1", "City": "Peoria"}])
+    out["vendor"] = await post(k, "vendors", [{"VendorID": "MX1", "Name": "Matrix Supply", "TermsCode": "N30"}])
+    out["vendor2"] = await post(k, "vendors", [{"VendorID": "mx1" if case_blind else "MX1", "City": "Peoria"}])
     # AP invoice with two lines, then an update adding a third.
     lines = [{"Description": "parts", "UnitCost": Decimal("200.00"), "VendorQty": 1},
              {"Description": "freight", "UnitCost": Decimal("100.00"), "VendorQty": 1}]  # fmt: skip
     invoice = {"VendorNumVendorID": "MX1", "InvoiceNum": "MX-INV-1", "InvoiceDate": "2026-11-20T00:00:00",
                "InvoiceAmt": Decimal("300.00"), "Description": "matrix", "lines": lines}  # fmt: skip
-    out["invoice"] = await _post(k, "ap-invoices", [invoice], GroupID="SEED01")
+    out["invoice"] = await post(k, "ap-invoices", [invoice], GroupID="SEED01")
     more = [*lines, {"Description": "handling", "UnitCost": Decimal("25.00"), "VendorQty": 1}]
-    out["invoice2"] = await _post(k, "ap-invoices", [{**invoice, "InvoiceAmt": Decimal("325.00"), "lines": more}],
+    out["invoice2"] = await post(k, "ap-invoices", [{**invoice, "InvoiceAmt": Decimal("325.00"), "lines": more}],
                                   GroupID="SEED01")  # fmt: skip
     # AP payment with lines, posted twice (the replay creates nothing).
     pay = {"advice": Advice("55001", Decimal("10.00"), [Line("INV-003-1", Decimal("6.00")),
                                                        Line("INV-003-2", Decimal("4.00"))], "V0003")}  # fmt: skip
-    out["payment"] = await _post(k, "ap-payments", [pay, pay], GroupID="CHK01")
+    out["payment"] = await post(k, "ap-payments", [pay, pay], GroupID="CHK01")
     # Cash receipt applied to two of customer 2's invoices, twice.
     cash = {"advice": Advice("MX-TRN-1", Decimal("80.00"), [Line("1001", Decimal("30.00")),
                                                            Line("1005", Decimal("50.00"))])}  # fmt: skip
-    out["cash"] = await _post(k, "cash-receipts", [cash, cash], GroupID="CASH01")
+    out["cash"] = await post(k, "cash-receipts", [cash, cash], GroupID="CASH01")
     # Reads as the outbound flows do them: a date cursor, and payments with their lines.
     changed: list[dict[str, Any]] = []
     async for page in k.extract("Erp.BO.APInvoiceSvc", "APInvoices", cursor="ChangeDate",

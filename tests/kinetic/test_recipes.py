@@ -41,6 +41,19 @@ async def post(k: KineticClient, entity: str, payloads: list[dict[str, Any]], **
     return [await poster(p) for p in payloads]
 
 
+def spy_methods(run: Running) -> list[tuple[str, dict[str, Any]]]:
+    """Record every business-object method the sandbox serves from now on: (name, parameters)."""
+    seen: list[tuple[str, dict[str, Any]]] = []
+    original = run.sandbox._method
+
+    def spy(service: str, spec: Any, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        seen.append((name, params))
+        return original(service, spec, name, params)
+
+    run.sandbox._method = spy  # type: ignore[method-assign]
+    return seen
+
+
 @dataclass
 class Line:
     invoice_num: str
@@ -96,14 +109,7 @@ def test_server_page_cap_with_or_without_next_link(sandbox: Running, next_link: 
 
 
 def test_ap_invoice_calls_follow_the_evidence_and_never_write_invoice_amt(sandbox: Running) -> None:
-    seen: list[tuple[str, dict[str, Any]]] = []
-    original = sandbox.sandbox._method
-
-    def spy(service: str, spec: Any, name: str, params: dict[str, Any]) -> dict[str, Any]:
-        seen.append((name, params))
-        return original(service, spec, name, params)
-
-    sandbox.sandbox._method = spy  # type: ignore[method-assign]
+    seen = spy_methods(sandbox)
     fields = {"VendorNumVendorID": "V0002", "InvoiceNum": "CTL-1", "InvoiceDate": "2026-11-20T00:00:00",
               "InvoiceAmt": Decimal("250.75"), "Description": "control amount",
               "lines": [{"Description": "freight", "UnitCost": Decimal("250.75"), "VendorQty": 1}]}  # fmt: skip
@@ -186,14 +192,7 @@ def _payment(check: int, *lines: str, amount: str = "10.00") -> dict[str, Any]:
 
 
 def test_ap_payment_sequence_follows_the_evidence(sandbox: Running) -> None:
-    seen: list[tuple[str, dict[str, Any]]] = []
-    original = sandbox.sandbox._method
-
-    def spy(service: str, spec: Any, name: str, params: dict[str, Any]) -> dict[str, Any]:
-        seen.append((name, params))
-        return original(service, spec, name, params)
-
-    sandbox.sandbox._method = spy  # type: ignore[method-assign]
+    seen = spy_methods(sandbox)
     go(sandbox, lambda k: post(k, "ap-payments", [_payment(30001, "INV-003-1")], GroupID="CHK01"))
     order = [n for n, _ in seen if n != "GetByID"]
     assert order == ["CreateNewCheckHed", "OnChangeVendor", "OnChangeManualPrint", "Update", "GetNewAPTran",

@@ -22,6 +22,21 @@ def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str
     return subprocess.run([EXE, *args], env=env, capture_output=True, text=True, timeout=60)
 
 
+def connection_commands(lines: list[str]) -> list[list[str]]:
+    """The ``ml-connector connections add-…`` commands the sandbox printed, as arguments."""
+    return [shlex.split(line.strip())[1:] for line in lines if line.strip().startswith("ml-connector connections")]
+
+
+def init_with_connections(env: dict[str, str], lines: list[str], *epicor_options: str) -> None:
+    """``init`` and the sandbox's printed connection commands (``epicor_options`` added to add-epicor)."""
+    assert run(["init"], env).returncode == 0
+    for command in connection_commands(lines):
+        if "add-epicor" in command:
+            command = [*command, *epicor_options]
+        done = run(command, env)
+        assert done.returncode == 0, done.stderr
+
+
 @pytest.fixture
 def running_sandbox(tmp_path: Path) -> Iterator[tuple[dict[str, str], list[str]]]:
     env = {**os.environ, "ML_CONNECTOR_HOME": str(tmp_path / "home"), "COLUMNS": "400"}
@@ -51,17 +66,14 @@ def running_sandbox(tmp_path: Path) -> Iterator[tuple[dict[str, str], list[str]]
 def test_sandbox_prints_commands_that_work(running_sandbox: tuple[dict[str, str], list[str]]) -> None:
     env, lines = running_sandbox
     text = "\n".join(lines)
-    commands = [shlex.split(line.strip())[1:] for line in lines if line.strip().startswith("ml-connector connections")]
+    commands = connection_commands(lines)
     assert len(commands) == 2 and "SHA256:" in text
     home = Path(env["ML_CONNECTOR_HOME"])
     for secret_file in ("kinetic-api-key", "kinetic-password", "sftp-password"):
         path = home / "sandbox" / secret_file
         assert path.stat().st_mode & 0o777 == 0o600
         assert path.read_text().strip() not in text  # files named, secrets never printed
-    assert run(["init"], env).returncode == 0
-    for command in commands:
-        done = run(command, env)
-        assert done.returncode == 0, done.stderr
+    init_with_connections(env, lines)
     kinetic = run(["connections", "test", "sandbox-kinetic"], env)
     assert kinetic.returncode == 0, kinetic.stderr
     assert "authenticated to company EPIC06" in kinetic.stdout and "token expires in" in kinetic.stdout

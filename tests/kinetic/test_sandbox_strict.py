@@ -69,8 +69,8 @@ class Wire:
 
 
 @pytest.fixture
-def wire(strict_sandbox: Running) -> Iterator[Wire]:
-    w = Wire(strict_sandbox)
+def wire(sandbox: Running) -> Iterator[Wire]:
+    w = Wire(sandbox)
     yield w
     w.http.close()
 

@@ -14,13 +14,14 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import FlowsFile, InboundFlow, OutboundFlow
+from ..config import FlowsFile
 from ..errors import MLConnectorError, NotFoundError, UsageError
 from ..flows import RunContext, RunResult, run_flow
 from ..flows.replay import replay_file
 from ..home import Home
 from ..store import Store
 from ..store.flow_settings import FlowSettings
+from ..store.ledger import FileRow
 
 ACTIONS = {
     "run": "Run the flow now",
@@ -47,6 +48,14 @@ def _ctx(home: Home, store: Store) -> RunContext:
     return RunContext(store=store, keyring=home.keyring(), staging=home.staging, trigger="console")
 
 
+def _ledger_file(store: Store, file_id: int, direction: str) -> FileRow:
+    """The ledger row of an ``inbound``/``outbound`` file, or NotFoundError."""
+    f = store.ledger.file(file_id)
+    if f is None or f.direction != direction:
+        raise NotFoundError(f"no {direction} file {file_id}")
+    return f
+
+
 def _from_run(result: RunResult) -> ActionResult:
     counts = {k: v for k, v in result.counts.items() if k != "exit_code"}
     said = ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in sorted(counts.items())) or "nothing to do"
@@ -64,17 +73,13 @@ async def run_now(home: Home, store: Store, flows: FlowsFile, flow: str) -> Acti
 
 async def replay(home: Home, store: Store, flows: FlowsFile, file_id: int) -> ActionResult:
     """``ml-connector replay FILE_ID`` for an inbound file."""
-    f = store.ledger.file(file_id)
-    if f is None or f.direction != "inbound":
-        raise NotFoundError(f"no inbound file {file_id}")
+    _ledger_file(store, file_id, "inbound")  # replay is for inbound files only
     return _from_run(await replay_file(_ctx(home, store), flows, file_id))
 
 
 async def resend_file(home: Home, store: Store, flows: FlowsFile, file_id: int) -> ActionResult:
     """Re-send a delivered outbound file byte-identical (``replay`` on an outbound file)."""
-    f = store.ledger.file(file_id)
-    if f is None or f.direction != "outbound":
-        raise NotFoundError(f"no outbound file {file_id}")
+    f = _ledger_file(store, file_id, "outbound")
     if f.state != "delivered":
         raise UsageError(f"file {file_id} is {f.state}: only a delivered file can be re-sent")
     return _from_run(await replay_file(_ctx(home, store), flows, file_id))
@@ -82,9 +87,7 @@ async def resend_file(home: Home, store: Store, flows: FlowsFile, file_id: int) 
 
 def abandon_intent(store: Store, file_id: int, *, user: str) -> ActionResult:
     """Give up an outbound intent that cannot complete; the watermark never moved past it."""
-    f = store.ledger.file(file_id)
-    if f is None or f.direction != "outbound":
-        raise NotFoundError(f"no outbound file {file_id}")
+    f = _ledger_file(store, file_id, "outbound")
     if f.state != "intent":
         raise UsageError(f"file {file_id} is {f.state}: only a pending intent can be abandoned")
     owner = f"console:{socket.gethostname()}:{os.getpid()}"
@@ -133,8 +136,3 @@ async def test_connection(home: Home, store: Store, name: str) -> ActionResult:
         return ActionResult(False, f"{name}: {exc}")
     store.audit.record("connection.tested", subject=name, details=result)
     return ActionResult(True, message, details=result)
-
-
-def flow_kind(flows: FlowsFile, flow: str) -> str:
-    cfg = flows.flows.get(flow)
-    return "outbound" if isinstance(cfg, OutboundFlow) else "inbound" if isinstance(cfg, InboundFlow) else "?"

@@ -143,11 +143,14 @@ def _duration(seconds: float | None) -> str:
 def _size(n: int | None) -> str:
     if n is None or n < 0:
         return ""
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n = n / 1024  # type: ignore[assignment]
-    return str(n)
+    if n < 1024:
+        return f"{n} B"
+    size = n / 1024
+    for unit in ("KB", "MB"):
+        if size < 1024:
+            return f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
 
 
 def sparkline(days: list[tuple[str, int, int]], width: int = 140, height: int = 28) -> dict[str, Any]:

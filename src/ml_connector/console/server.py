@@ -94,9 +94,8 @@ def serve_console(
         while not server.started and not task.done():
             await asyncio.sleep(0.05)
         if server.started:
-            scheme = "https" if settings.tls_cert else "http"
             mode = "" if settings.actions else " (read-only)"
-            console.print(f"console on {scheme}://{host}:{port}/{mode}; Ctrl-C stops it", highlight=False)
+            console.print(f"console on {console_url(host, port, settings)}{mode}; Ctrl-C stops it", highlight=False)
         await task
 
     try:

@@ -150,10 +150,7 @@ class CsvReader:
                 else:
                     yield Record(count, f"line {line}", values)
                 count += 1
-        except UnicodeDecodeError as exc:
-            raise FormatError(
-                f"{self.name}: line {reader.line_num + 1}: bytes are not valid {self.fmt.encoding} ({exc.reason})"
-            ) from None
+        # Undecodable bytes never reach here: decoded_lines raises FormatError naming their line.
         except csv.Error as exc:
             raise FormatError(f"{self.name}: line {reader.line_num}: {exc}") from None
 

@@ -39,6 +39,11 @@ def _unpad(text: str, col: Column) -> str:
     return out
 
 
+def _role(fmt: FixedWidthFormat, role: str) -> RecordLayout | None:
+    """The first record layout with ``role`` (header, detail, trailer), or None."""
+    return next((r for r in fmt.records if r.role == role), None)
+
+
 class FixedWidthReader:
     """Iterates detail ``Record``s from a binary stream; bad lines become records with ``error`` set.
 
@@ -54,8 +59,8 @@ class FixedWidthReader:
         self.name = name
         self._stream = stream
         self._layouts: dict[str, RecordLayout] = {r.code: r for r in fmt.records}
-        self._header_layout = next((r for r in fmt.records if r.role == "header"), None)
-        self._trailer_layout = next((r for r in fmt.records if r.role == "trailer"), None)
+        self._header_layout = _role(fmt, "header")
+        self._trailer_layout = _role(fmt, "trailer")
         self.header: dict[str, Any] | None = None
         self.trailer: dict[str, Any] | None = None
         self.details = 0
@@ -191,9 +196,9 @@ class FixedWidthWriter:
         }
         self.rows = 0
         self.details = 0
-        self._detail = next((r for r in fmt.records if r.role == "detail"), None)
-        self._header = next((r for r in fmt.records if r.role == "header"), None)
-        self._trailer = next((r for r in fmt.records if r.role == "trailer"), None)
+        self._detail = _role(fmt, "detail")
+        self._header = _role(fmt, "header")
+        self._trailer = _role(fmt, "trailer")
         self._total_of = (self._trailer.total_of or self._trailer.total_field) if self._trailer else None
         self.total = Decimal(0)
 

@@ -244,16 +244,3 @@ def entity(name: str) -> Entity:
 def known_fields(name: str) -> set[str]:
     """Fields the entity's entity set is known to have (a mapping naming others is suspect)."""
     return set(entity(name).fields)
-
-
-def is_known_field(name: str, field_name: str) -> bool:
-    """A known field of the entity, or a user-defined ``*_c`` field (UD columns)."""
-    return field_name in entity(name).fields or field_name.endswith("_c")
-
-
-def services() -> dict[str, list[str]]:
-    """Every service the registry names, with the entities that use it (the fit check's scope probe)."""
-    out: dict[str, list[str]] = {}
-    for e in ENTITIES.values():
-        out.setdefault(e.service, []).append(e.name)
-    return out

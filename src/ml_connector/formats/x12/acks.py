@@ -8,7 +8,7 @@ and delimiters; AK9 ``P`` when some but not all sets were accepted.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -35,34 +35,47 @@ def _ak5_codes(findings: Sequence[Finding]) -> list[str]:
     return codes[:MAX_CODES]
 
 
-def group_body_997(group: GroupSummary, version: str) -> list[tuple[str, Sequence[Element | None]]]:
-    """AK1, AK2/AK3/AK4/AK5 per set, AK9, for one acknowledged group."""
-    five = version >= "005010"
+def group_body(
+    group: GroupSummary,
+    *,
+    segments: tuple[str, str, str] = ("AK3", "AK4", "AK5"),
+    with_versions: bool = True,
+    business_ids: dict[str, str] | None = None,
+) -> list[tuple[str, Sequence[Element | None]]]:
+    """AK1, AK2 + segment/element/set notes per set, AK9, for one acknowledged group.
+
+    The 997 and the 999 share this frame; the 999 names its notes IK3/IK4/IK5 and adds a CTX
+    after each IK3 when ``business_ids`` maps the set's ST02 to ``name:value``.
+    """
+    seg_note, element_note, set_note = segments
+    ids = business_ids or {}
     body: list[tuple[str, Sequence[Element | None]]] = [
         (
             "AK1",
-            [group.functional_id, group.control_number.strip(), group.version if five else None],
+            [group.functional_id, group.control_number.strip(), (group.version or None) if with_versions else None],
         )
     ]
     accepted = 0
     any_noted = False
     for st in group.sets:
-        body.append(("AK2", [st.st01, st.st02, st.st03 if five else None]))
+        body.append(("AK2", [st.st01, st.st02, st.st03 if with_versions else None]))
         by_segment: dict[tuple[str, int], list[Finding]] = {}
         for f in st.findings:
             if f.level in ("segment", "element") and f.segment_id and f.segment_position:
                 by_segment.setdefault((f.segment_id, f.segment_position), []).append(f)
         for (seg_id, pos), found in by_segment.items():
             seg_codes = [f.code for f in found if f.level == "segment"]
-            body.append(("AK3", [seg_id, str(pos), None, seg_codes[0] if seg_codes else "8"]))
+            body.append((seg_note, [seg_id, str(pos), None, seg_codes[0] if seg_codes else "8"]))
+            if st.st02 in ids:
+                name, _, value = ids[st.st02].partition(":")
+                body.append(("CTX", [[name, value]]))
             for f in found:
                 if f.level == "element":
-                    body.append(
-                        ("AK4", [str(f.element_position or 1), f.element_ref, f.code, (f.bad_value or "")[:99] or None])
-                    )  # fmt: skip
+                    bad = (f.bad_value or "")[:99] or None
+                    body.append((element_note, [str(f.element_position or 1), f.element_ref, f.code, bad]))
         code = set_ack_code(st.findings)
-        codes = [c for c in _ak5_codes(st.findings)] if code != "A" else []
-        body.append(("AK5", [code, *codes]))
+        codes = _ak5_codes(st.findings) if code != "A" else []
+        body.append((set_note, [code, *codes]))
         if code in ("A", "E"):
             accepted += 1
         any_noted = any_noted or code == "E"
@@ -81,6 +94,11 @@ def group_body_997(group: GroupSummary, version: str) -> list[tuple[str, Sequenc
     codes = list(dict.fromkeys(f.code for f in group.findings))[:MAX_CODES]
     body.append(("AK9", [ak901, included or str(received), str(received), str(accepted), *codes]))
     return body
+
+
+def group_body_997(group: GroupSummary, version: str) -> list[tuple[str, Sequence[Element | None]]]:
+    """AK1, AK2/AK3/AK4/AK5 per set, AK9, for one acknowledged group."""
+    return group_body(group, with_versions=version >= "005010")
 
 
 def _reply_envelope(ic: InterchangeSummary, *, sender_qualifier: str | None = None,
@@ -111,32 +129,52 @@ class AckPlan:
     ak9_codes: list[str] = field(default_factory=list)
 
 
-def build_997(ic: InterchangeSummary, *, isa13: int, gs06: int, st02_start: int,
-              when: datetime) -> AckPlan:  # fmt: skip
-    """One interchange with one FA group holding a 997 per acknowledged inbound group."""
+def build_fa(
+    ic: InterchangeSummary,
+    *,
+    set_id: str,
+    version: str,
+    isa13: int,
+    gs06: int,
+    st02_start: int,
+    when: datetime,
+    body: Callable[[GroupSummary], list[tuple[str, Sequence[Element | None]]]],
+    st03: str | None = None,
+    interchange_version: str | None = None,
+) -> AckPlan:
+    """One interchange with one FA group holding a ``set_id`` set per acknowledged inbound group."""
     groups = [g for g in ic.groups if g.functional_id not in NEVER_ACKNOWLEDGED]
     if not groups:
         return AckPlan(None)
-    version = groups[0].version[:6] or "004010"
     env = _reply_envelope(ic, version=version)
     # GS02/GS03 swap the inbound group's application ids.
     first = groups[0]
     env = replace(env, gs_sender=element(first.gs, 3).strip() or None,
-                  gs_receiver=element(first.gs, 2).strip() or None)  # fmt: skip
+                  gs_receiver=element(first.gs, 2).strip() or None,
+                  interchange_version=interchange_version or env.interchange_version)  # fmt: skip
     out = io.StringIO()
     w = X12Writer(out, env)
     w.begin_interchange(isa13, when)
     w.begin_group("FA", gs06, when)
     plan = AckPlan(None)
     for n, group in enumerate(groups):
-        body = group_body_997(group, version)
-        w.write_set("997", st02_start + n, body)
+        set_body = body(group)
+        w.write_set(set_id, st02_start + n, set_body, st03=st03)
         plan.groups_acknowledged.append(group.control_number.strip())
-        plan.ak9_codes.append(str(body[-1][1][0]))
+        plan.ak9_codes.append(str(set_body[-1][1][0]))
     w.end_group()
     w.end_interchange()
     plan.text = out.getvalue()
     return plan
+
+
+def build_997(ic: InterchangeSummary, *, isa13: int, gs06: int, st02_start: int,
+              when: datetime) -> AckPlan:  # fmt: skip
+    """One interchange with one FA group holding a 997 per acknowledged inbound group."""
+    groups = [g for g in ic.groups if g.functional_id not in NEVER_ACKNOWLEDGED]
+    version = (groups[0].version[:6] if groups else "") or "004010"
+    return build_fa(ic, set_id="997", version=version, isa13=isa13, gs06=gs06, st02_start=st02_start,
+                    when=when, body=lambda g: group_body_997(g, version))  # fmt: skip
 
 
 def ta1_code(ic: InterchangeSummary) -> tuple[str, str]:
@@ -158,18 +196,9 @@ def build_ta1(ic: InterchangeSummary, *, isa13: int, when: datetime,
     out = io.StringIO()
     w = X12Writer(out, env)
     w.begin_interchange(isa13, when)
-    seg = w._segment(
-        "TA1",
-        [
-            ic.control_number,
-            element(ic.isa, 9),
-            element(ic.isa, 10),
-            ack or code,
-            note or default_note,
-        ],
-        "TA1",
+    w.write_segment(
+        "TA1", [ic.control_number, element(ic.isa, 9), element(ic.isa, 10), ack or code, note or default_note]
     )
-    w._emit(seg)
     w.end_interchange()
     return out.getvalue()
 

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
 
 from .model import Finding
+from .reader import _valid_date
 
 # AK403 element error codes (reference/x12.md section 3.1).
 MANDATORY_MISSING = "1"
@@ -179,15 +179,6 @@ def table_for(version: str) -> dict[str, tuple[ElementSpec, ...]]:
     return TABLES["005010"] if version[:6] >= "005010" else TABLES["004010"]
 
 
-def _valid_date(value: str) -> bool:
-    fmt = "%Y%m%d" if len(value) == 8 else "%y%m%d"
-    try:
-        datetime.strptime(value, fmt)
-    except ValueError:
-        return False
-    return True
-
-
 def _valid_time(value: str) -> bool:
     if not value.isdigit() or len(value) not in (4, 6, 7, 8):
         return False
@@ -213,11 +204,9 @@ def _check_value(value: str, spec: ElementSpec) -> tuple[str, str] | None:
     elif kind == "DT":
         # 6-digit YYMMDD dates (the pre-4010 form) are still sent in 4010 files; a valid date in
         # either form is read, anything else is AK403 8.
-        return (
-            None
-            if len(value) in (6, 8) and value.isdigit() and _valid_date(value)
-            else (INVALID_DATE, "is not a valid date (CCYYMMDD)")
-        )
+        fmt = "%Y%m%d" if len(value) == 8 else "%y%m%d"
+        valid = len(value) in (6, 8) and value.isdigit() and _valid_date(value, fmt)
+        return None if valid else (INVALID_DATE, "is not a valid date (CCYYMMDD)")
     else:
         size = len(value)
     if size < spec.min:

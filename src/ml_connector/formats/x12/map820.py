@@ -27,7 +27,6 @@ from ...errors import RecordError
 from .remit820 import PaymentAdvice, RemittanceLine
 
 LINE_TARGETS = frozenset({"InvoiceNum"})
-DEFAULT_SOURCES = {"CheckRef": "TRN02", "CheckNum": "TRN02", "VendorID": "N1.PE.N104", "InvoiceNum": "RMR02"}
 
 
 def _head_value(advice: PaymentAdvice, source: str) -> str | None:

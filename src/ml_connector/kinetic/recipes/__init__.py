@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from ...errors import PostedRecordError, RecordError, UnknownOutcomeError
+from ...errors import PostedRecordError, RecordError
 from .. import odata
 from ..client import KineticClient
 from ..entities import Entity
@@ -116,21 +116,6 @@ def last_row(ds: Mapping[str, Any], table: str, what: str) -> dict[str, Any]:
         raise RecordError(f"{what}: Kinetic returned no new {table} row")
     row: dict[str, Any] = rows[-1]
     return row
-
-
-async def save_settled(save: Callable[[], Awaitable[Any]], landed: Callable[[], Awaitable[bool]]) -> bool:
-    """Run a save; when its answer is lost, look before anything else: True if it landed.
-
-    Returns False only when the save was sent, its answer lost, and the record does not show it:
-    the caller may then retry within its budget (the write did not happen).
-    """
-    try:
-        await save()
-    except UnknownOutcomeError:
-        if await landed():
-            return True
-        raise
-    return True
 
 
 def is_duplicate(exc: RecordError) -> bool:

@@ -140,9 +140,10 @@ class APInvoiceRecipe:
             if not group:
                 raise RecordError("GroupID is required (set constants.GroupID on the flow)")
             key = (vendor["VendorNum"], invoice)
-            existing = found.get(key) if key not in seen else None
             if key in seen:  # a repeat in this batch: look again (the first one may have created it)
                 existing = (await lookup(k, ENTITY, [{"VendorNum": key[0], "InvoiceNum": key[1]}])).get(key)
+            else:
+                existing = found.get(key)
             seen.add(key)
             row = await upsert(k, fields, vendor, existing, group)
             return {"VendorNum": row["VendorNum"], "InvoiceNum": row["InvoiceNum"], "created": existing is None}

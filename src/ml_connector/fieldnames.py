@@ -19,10 +19,9 @@ from .config import Column, CsvFormat, FixedWidthFormat, FlowsFile, _line_node, 
 @cache
 def _known_fields(entity: str) -> frozenset[str]:
     """Field names of ``entity`` from the entity registry; empty when unknown (nothing is checked then)."""
-    from .kinetic.entities import ENTITIES
+    from .kinetic.entities import ENTITIES, known_fields
 
-    record = ENTITIES.get(entity)
-    return frozenset(record.fields) if record is not None else frozenset()
+    return frozenset(known_fields(entity)) if entity in ENTITIES else frozenset()
 
 
 def field_warnings(flows: FlowsFile, text: str, source: str) -> list[str]:

@@ -8,12 +8,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..errors import ConnectError, MLConnectorError
-from ..kinetic import KineticClient
-from ..sftp import SftpClient
 from .context import AuditBuffer, Lease, RunContext, RunResult, StopRequested
+from .ports import KineticPort, PartnerFiles
 
 log = logging.getLogger(__name__)
-Work = Callable[[KineticClient, SftpClient], Awaitable[None]]
+Work = Callable[[KineticPort, PartnerFiles], Awaitable[None]]
 
 
 class FlowRun:

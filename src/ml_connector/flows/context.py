@@ -28,6 +28,7 @@ from ..secrets import Keyring
 from ..sftp import SftpClient
 from ..sftp.client import SftpOptions
 from ..store import Store
+from .ports import Clock, utc_clock
 
 FAILPOINT_ENV = "ML_CONNECTOR_FAILPOINT"
 
@@ -145,6 +146,7 @@ class RunContext:
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
     stop: asyncio.Event | None = None  # set by serve on SIGTERM: finish the current step, then stop
     observe: Callable[[str, dict[str, Any]], None] | None = None  # metrics hook, sees every audit event
+    clock: Clock = utc_clock  # the only 'now' a flow reads: a test fixes the date a 997 or a name carries
 
     def check_stop(self) -> None:
         """Between steps: leave cleanly (every ledger row consistent) when a stop was requested."""

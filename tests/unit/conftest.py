@@ -126,6 +126,16 @@ flows:
     sftp: sftp
     folder: /acks
     format: {{type: x12}}
+  payments-in:
+    direction: inbound
+    epicor: kinetic
+    entity: cash-receipts
+    sftp: sftp
+    folder: /in820
+    ack_folder: /acks-out
+    error_folder: /error
+    constants: {{GroupID: G1}}
+    format: {{type: x12, ack: "{ack}"}}
 """
 
 
@@ -140,8 +150,8 @@ def store(tmp_path: Path) -> Iterator[Store]:
 def make_run(store: Store, tmp_path: Path) -> Any:
     """An inbound run of one of FLOWS with a started run row and a fixed clock."""
 
-    def make(name: str, concurrency: int = 4) -> InboundRun:
-        flow = parse_flows(FLOWS.format(concurrency=concurrency)).flows[name]
+    def make(name: str, concurrency: int = 4, ack: str = "997") -> InboundRun:
+        flow = parse_flows(FLOWS.format(concurrency=concurrency, ack=ack)).flows[name]
         ctx = RunContext(store=store, keyring=Keyring((generate_key(),), source="test"), staging=tmp_path / "staging",
                          clock=lambda: FIXED)  # fmt: skip
         assert flow.direction == "inbound"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ..errors import FatalError, NotFoundError
-from ..sftp.client import Listing, LocalFile, RemoteFile, join
+from ..sftp.client import Listing, LocalFile, RemoteFile, _final_of_temporary, join
 from ..sftp.names import UnsafeNameError, check_remote_name, is_temporary, name_filter, staging_name, unique_name
 
 
@@ -48,13 +48,14 @@ class MemoryPartnerFiles:
         temporary: list[str] = []
         for name in self.names(folder):
             if is_temporary(name):
-                temporary.append(name)
+                if match(name) or match(_final_of_temporary(name)):
+                    temporary.append(name)
                 continue
             if not match(name):
                 continue
             try:
                 check_remote_name(name)
-            except UnsafeNameError as exc:
+            except UnsafeNameError as exc:  # as on SFTP: reported, never handled
                 refused.append((name, str(exc)))
                 continue
             path = join(folder, name)

@@ -110,7 +110,6 @@ class SftpSettings:
     passphrase: Secret | None = None
     host_keys: tuple[str, ...] = field(default_factory=tuple)  # "ssh-ed25519 AAAA…" lines
     host_fingerprints: tuple[str, ...] = field(default_factory=tuple)  # "SHA256:…"
-    connect_timeout_s: float = 15.0
 
     kind = "sftp"
 
@@ -132,7 +131,6 @@ class SftpSettings:
             "passphrase": self.passphrase.reveal() if self.passphrase else None,
             "host_keys": list(self.host_keys),
             "host_fingerprints": list(self.host_fingerprints),
-            "connect_timeout_s": self.connect_timeout_s,
         }
 
     @classmethod
@@ -142,6 +140,8 @@ class SftpSettings:
             data[name] = Secret(data[name]) if data.get(name) else None
         data["host_keys"] = tuple(data.get("host_keys") or ())
         data["host_fingerprints"] = tuple(data.get("host_fingerprints") or ())
+        # Stored by earlier versions but never read: the connect timeout is SftpOptions.connect_timeout_s.
+        data.pop("connect_timeout_s", None)
         return cls(**data)
 
     def pinned_fingerprints(self) -> list[str]:

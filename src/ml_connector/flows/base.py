@@ -38,7 +38,7 @@ class FlowRun:
             return f"Epicor connection {self.flow.epicor!r}: {text}"
         return text
 
-    async def _lifecycle(self, work: Work, *, with_kinetic: bool = True) -> RunResult:
+    async def _lifecycle(self, work: Work) -> RunResult:
         ctx, ledger = self.ctx, self.ctx.store.ledger
         if not self.lease.acquire():
             self.result.state = "locked"

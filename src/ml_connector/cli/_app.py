@@ -18,6 +18,7 @@ from .. import __version__
 from ..errors import ConfigError, MasterKeyError, UsageError
 from ..home import Home
 from ..logs import configure_logging
+from ..states import FileState, RunState
 from ._secrets_input import check_single_stdin, read_secret, refuse_argv_secret
 
 # Start-up time matters (every cron line and monitor check pays it): the database, pydantic models,
@@ -878,7 +879,8 @@ def files(
     store = _open_store(ctx)
     try:
         rows = store.ledger.files(flow=flow, direction=direction, states=[state] if state else None, limit=limit)
-        reasons = {r.id: file_reason(store, r) for r in rows if r.state in ("error", "intent", "abandoned")}
+        explained = (FileState.ERROR, FileState.INTENT, FileState.ABANDONED)
+        reasons = {r.id: file_reason(store, r) for r in rows if r.state in explained}
     finally:
         store.close()
     if as_json:
@@ -889,7 +891,7 @@ def files(
                   Column("note", overflow="fold", min_width=12))  # fmt: skip
     for r in rows:
         note = reasons.get(r.id) or (f"ack {r.details['ack']}" if r.details.get("ack") else "")
-        if r.state == "intent" and not note:
+        if r.state == FileState.INTENT and not note:
             note = "pending: the next run completes it (or: files resend / files abandon)"
         table.add_row(str(r.id), r.flow, r.state, r.name, r.updated_at.strftime("%m-%d %H:%M"), note)
     out.print(table if rows else "no files match")
@@ -912,7 +914,7 @@ def files_abandon(
         result = settle_intent(home, store, file_id, action="abandon", check_server=not no_check)
     finally:
         store.close()
-    if result.state != "succeeded":
+    if result.state != RunState.SUCCEEDED:
         out.print(f"[red]not abandoned:[/] {result.error}", highlight=False)
         raise typer.Exit(result.exit_code)
     out.print(f"[green]✓[/] file {file_id} abandoned; the next run of {result.flow} sends its records in a new file",
@@ -936,7 +938,7 @@ def files_resend(
         result = settle_intent(home, store, file_id, action="resend", folder=folder)
     finally:
         store.close()
-    if result.state != "succeeded":
+    if result.state != RunState.SUCCEEDED:
         out.print(f"[red]not sent:[/] {result.error}", highlight=False)
         raise typer.Exit(result.exit_code)
     for f in result.files:

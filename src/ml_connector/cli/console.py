@@ -15,6 +15,7 @@ import typer
 from rich.table import Column, Table
 
 from ..errors import UsageError
+from ..states import RunState
 from ._app import _open_store, _state, _ts, app, out, parse_since
 
 users_app = typer.Typer(help="People who may log in to the operator console.", no_args_is_help=True)
@@ -76,7 +77,7 @@ def runs_cmd(
         Column("files", justify="right"),
         Column("reason", overflow="fold", min_width=16),
     )
-    colour = {"succeeded": "green", "partial": "yellow", "running": "cyan"}
+    colour: dict[str, str] = {RunState.SUCCEEDED: "green", RunState.PARTIAL: "yellow", RunState.RUNNING: "cyan"}
     for r in rows:
         state = r.run.state
         table.add_row(

@@ -36,6 +36,7 @@ from ..formats.x12.writer import Envelope, X12Writer
 from ..sandbox.kinetic import KineticSandbox, SandboxOptions
 from ..sandbox.loop import LoopThread
 from ..sftp import EmbeddedSftpServer, SftpUser
+from ..states import FileState, RecordState
 
 DEMO_FLOWS = """\
 # Sample flows for the demo: every job of DESIGN.md section 1 against the sandbox.
@@ -350,17 +351,16 @@ def _summary(console: Console, home: Path, sandbox: KineticSandbox, sftp_root: P
     try:
         files = store.ledger.files()
         events = Counter(e.kind.split(".")[0] for e in store.audit.query(limit=None))
-        created = sum(1 for f in files for r in store.ledger.records(f.id, ["posted"]) if r.erp_keys.get("created"))
-        updated = sum(
-            1 for f in files for r in store.ledger.records(f.id, ["posted"]) if r.erp_keys.get("created") is False
-        )
-        errors = [f for f in files if f.state == "error"]
+        posted = [r for f in files for r in store.ledger.records(f.id, [RecordState.POSTED.value])]
+        created = sum(1 for r in posted if r.erp_keys.get("created"))
+        updated = sum(1 for r in posted if r.erp_keys.get("created") is False)
+        errors = [f for f in files if f.state == FileState.ERROR]
         acked = [f for f in files if f.details.get("ack") == "accepted"]
     finally:
         store.close()
     console.print(Rule("Summary"))
     t = Table("what", "how many", "details", title=f"demo finished in {elapsed:.1f} s", title_justify="left")
-    sent = [f for f in files if f.direction == "outbound" and f.state == "delivered"]
+    sent = [f for f in files if f.direction == "outbound" and f.state == FileState.DELIVERED]
     received = [f for f in files if f.direction == "inbound"]
     t.add_row("files sent to the partner", str(len(sent)), ", ".join(f.name for f in sent))
     t.add_row("files received", str(len(received)), ", ".join(f"{f.name}: {f.state}" for f in received))

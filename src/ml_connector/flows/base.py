@@ -72,7 +72,7 @@ class FlowRun:
             raise
         except MLConnectorError as exc:
             error = self._named(exc)
-            self.result.counts["exit_code"] = exc.exit_code
+            self.result.error_exit_code = exc.exit_code
             self.audit("run.error", subject=self.name, outcome="error", details={"error": error})
         except Exception as exc:  # a bug: the run still ends recorded, unlocked and reported
             log.exception("flow %s: internal error", self.name)
@@ -80,7 +80,7 @@ class FlowRun:
             self.audit("run.error", subject=self.name, outcome="error", details={"error": error})
         finally:
             self.result.state, self.result.error = state, error
-            counts = {k: v for k, v in self.result.counts.items() if k != "exit_code"}
+            counts = dict(self.result.counts)
             if state == "partial":
                 self.audit("alert.run_partial", subject=self.name, outcome="warning", details=counts)
             outcome = "ok" if state == "succeeded" else "error"

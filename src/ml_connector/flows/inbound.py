@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import states
 from ..config import CsvFormat, FixedWidthFormat, InboundFlow, X12Format
 from ..errors import (
     FatalError,
@@ -35,7 +36,7 @@ from .base import FlowRun
 from .context import AuditBuffer, RunContext, RunResult, failpoint
 from .ports import KineticPort, PartnerFiles
 
-OPEN_RECORDS = ("pending", "sending", "unknown")
+OPEN_RECORDS = tuple(s.value for s in states.OPEN_RECORDS)
 REQUIRED = {"vendors": ("VendorID",), "ap-invoices": ("VendorNumVendorID", "InvoiceNum")}
 MAX_PROBLEMS = 100
 

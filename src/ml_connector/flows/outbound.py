@@ -107,35 +107,20 @@ class OutboundRun(FlowRun):
         kept = Path(str(f.details.get("kept") or ""))
         if not kept.is_file() or sha256_file(kept) != f.sha256:
             raise FatalError(f"file {file_id}: the kept copy is gone (pruned?); it cannot be re-sent byte-identical")
-        if not self.lease.acquire():
-            self.result.state, self.result.error = "locked", f"flow {self.name} is running in another process"
-            return self.result
-        self.run_id = ledger.start_run(self.name, "outbound", "replay")
-        self.result.run_id = self.run_id
-        self.audit = AuditBuffer(self.ctx.store, self.name, self.run_id, observe=self.ctx.observe)
-        state, error = "failed", None
-        try:
+        self.ctx.trigger = "replay"
+
+        async def work(k: KineticPort, sftp: PartnerFiles) -> None:
+            # The one run lifecycle (lock, stale runs, stop, interruption, audit): replay is a run like any other.
             folder, name = f.remote_path.rsplit("/", 1)
-            async with self.ctx.sftp(self.flow.sftp, self.audit) as sftp:
-                final = await sftp.upload_atomic(kept, folder, name, on_conflict="overwrite", sha256=f.sha256)
+            final = await sftp.upload_atomic(kept, folder, name, on_conflict="overwrite", sha256=f.sha256)
             with self.audit.transaction() as s:
                 ledger.update_file(f.id, session=s, details={"replayed": int(f.details.get("replayed", 0)) + 1})
                 self.audit("replay.resent", subject=final, details={"file_id": f.id, "sha256": f.sha256,
-                                                                    "size": f.size})  # fmt: skip
+                                                                    "size": f.size, "replay_of": file_id})  # fmt: skip
             self.result.bump("files")
             self.result.files.append({"id": f.id, "remote_path": final, "size": f.size, "how": "re-sent (replay)"})
-            state = "succeeded"
-        except MLConnectorError as exc:
-            error = str(exc)
-            self.result.counts["exit_code"] = exc.exit_code
-        finally:
-            self.result.state, self.result.error = state, error
-            self.audit("run.end", subject=self.name, outcome="ok" if state == "succeeded" else "error",
-                       details={"state": state, "replay_of": file_id})  # fmt: skip
-            self.audit.flush()
-            ledger.finish_run(self.run_id, state, {"files": self.result.counts.get("files", 0)}, error)
-            self.lease.release()
-        return self.result
+
+        return await self._lifecycle(work)
 
     # --- recovery -------------------------------------------------------------------------------
 

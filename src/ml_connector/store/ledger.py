@@ -25,13 +25,15 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from .. import states
 from . import models as m
 
 if TYPE_CHECKING:
     from .store import Store
 
-INBOUND_OPEN = ("seen", "downloaded", "parsed", "posting")
-REFUSED = "refused"  # a listed name never handled (unsafe, not a regular file): shown, alerted once
+# Plain strings (the enums' values) for the queries: drivers bind str, not every str subclass.
+INBOUND_OPEN = tuple(s.value for s in states.INBOUND_OPEN)
+REFUSED = states.FileState.REFUSED.value  # a listed name never handled (unsafe, not regular): shown, alerted once
 
 
 @dataclass(frozen=True)

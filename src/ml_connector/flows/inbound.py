@@ -172,16 +172,17 @@ class InboundRun(FlowRun):
         try:
             local = await sftp.download(remote or f.remote_path, self.staging, expected_size=f.size)
         except NotFoundError:
-            self.ledger.update_file(f.id, state="error", error="the file disappeared from the server before download")
+            gone = "the file disappeared from the server before download"
+            f = self.ledger.update_file(f.id, state="error", error=gone)
             self.audit("alert.file_vanished", subject=f.remote_path, outcome="error", details={"file_id": f.id})
             self.audit.flush()
             self.result.bump("files_error")
-            return self.ledger.file(f.id) or f
+            return f
         failpoint("inbound.after-download")
         earlier = self.ledger.same_content(self.name, local.sha256, exclude=f.id)
         with self.audit.transaction() as s:
             if earlier is not None and self.flow.on_duplicate == "skip":
-                self.ledger.update_file(
+                f = self.ledger.update_file(
                     f.id,
                     session=s,
                     state="duplicate",
@@ -198,7 +199,7 @@ class InboundRun(FlowRun):
                     details={"file_id": f.id, "duplicate_of": earlier.id, "sha256": local.sha256},
                 )
             else:
-                self.ledger.update_file(
+                f = self.ledger.update_file(
                     f.id,
                     session=s,
                     state="downloaded",
@@ -208,7 +209,6 @@ class InboundRun(FlowRun):
                 )
         self.result.bump("files_downloaded")
         self.ctx.progress.advance(files=1, nbytes=local.size)
-        f = self.ledger.file(f.id) or f
         if f.state == "duplicate":
             self.result.bump("files_duplicate")
             await self._move(sftp, f, self.flow.archive_folder)
@@ -291,7 +291,7 @@ class InboundRun(FlowRun):
         for p in problems[:20]:
             self.audit("record.rejected", subject=p["where"], outcome="error", details={"error": p["message"]})
         with self.audit.transaction() as s:
-            self.ledger.update_file(
+            f = self.ledger.update_file(
                 f.id, session=s, state="parsed", details={"records": total, "bad_records": bad, "acks": acks}
             )
             self.audit("file.parsed", subject=f.remote_path, details={"file_id": f.id, "records": total, "bad": bad})
@@ -299,7 +299,7 @@ class InboundRun(FlowRun):
         self.result.bump("records_read", total)
         if bad:
             self.result.bump("records_failed", bad)
-        return self.ledger.file(f.id) or f
+        return f
 
     async def _write_ack(self, sftp: PartnerFiles, f: FileRow, text: str, name: str) -> str:
         """Written once: the name is fixed per inbound file, so a resumed run finds it already there."""
@@ -359,8 +359,7 @@ class InboundRun(FlowRun):
         if local.sha256 != f.sha256:
             local.path.unlink(missing_ok=True)
             raise FatalError(f"{f.remote_path} changed on the server while it was being posted (sha256 differs)")
-        self.ledger.update_file(f.id, local_path=str(local.path))
-        return self.ledger.file(f.id) or f
+        return self.ledger.update_file(f.id, local_path=str(local.path))
 
     async def _post_batch(self, k: KineticPort, f: FileRow, batch: list[Parsed]) -> None:
         await posting.post_batch(self, k, f, batch)  # the entity's recipe, from the registry
@@ -380,8 +379,7 @@ class InboundRun(FlowRun):
             f = await self._restage(sftp, f)
         rows = self.ledger.records(f.id)
         if not rows:  # rejected whole, or a duplicate: read it again with today's mapping
-            self.ledger.update_file(f.id, state="downloaded", error=None)
-            f = await self._parse(sftp, self.ledger.file(f.id) or f)
+            f = await self._parse(sftp, self.ledger.update_file(f.id, state="downloaded", error=None))
             if f.state != "parsed":
                 return
         else:
@@ -393,12 +391,11 @@ class InboundRun(FlowRun):
                     outcomes.append((rec.idx, "failed" if rec.error else "pending", {}, rec.error))
             with self.audit.transaction() as s:
                 self.ledger.settle_records(f.id, outcomes, session=s)
-                self.ledger.update_file(f.id, session=s, state="posting", error=None, run_id=self.run_id)
+                f = self.ledger.update_file(f.id, session=s, state="posting", error=None, run_id=self.run_id)
                 self.audit("replay.records", subject=f.remote_path,
                            details={"file_id": f.id, "retrying": sum(1 for o in outcomes if o[1] == "pending"),
                                     "still_failing": sum(1 for o in outcomes if o[1] == "failed"),
                                     "posted_before": sum(1 for r in rows if r.state == "posted")})  # fmt: skip
-            f = self.ledger.file(f.id) or f
         await self._post(k, sftp, f)
 
     # --- finishing ------------------------------------------------------------------------------

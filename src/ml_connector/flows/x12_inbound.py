@@ -147,7 +147,7 @@ async def check_interchanges(run: InboundRun, sftp: PartnerFiles, f: FileRow, pa
                 f"{f.name}: interchange {ic.control_number} from {sender} was already received "
                 f"(file {known['file_id']}); rejected with TA1 025"
             )
-            run.ledger.update_file(f.id, state="duplicate", error=message, details={"acks": acks})
+            f = run.ledger.update_file(f.id, state="duplicate", error=message, details={"acks": acks})
             run.audit(
                 "alert.duplicate_interchange",
                 subject=f.remote_path,
@@ -158,7 +158,7 @@ async def check_interchanges(run: InboundRun, sftp: PartnerFiles, f: FileRow, pa
             run.result.bump("files_error")
             moved = await run._move(
                 sftp,
-                run.ledger.file(f.id) or f,
+                f,
                 run.flow.error_folder,
                 sidecar={"reason": message, "problems": [{"where": f.name, "message": message}]},
             )

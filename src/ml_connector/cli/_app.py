@@ -142,9 +142,8 @@ def init(ctx: typer.Context) -> None:
 
     home = _state(ctx).home
     done = home.init()
-    store = Store.open(home.database_url)
-    store.audit.record("home.init", subject=str(home.path), details={"created": done})
-    store.close()
+    with Store.open(home.database_url) as store:
+        store.audit.record("home.init", subject=str(home.path), details={"created": done})
     for line in done:
         out.print(f"[green]✓[/] {line}")
     out.print(f"[green]✓[/] database ready: {describe_url(home.database_url)}")
@@ -213,11 +212,8 @@ def add_epicor(
         raise UsageError(f"--ca-bundle {ca_bundle}: not a file")
     home = _state(ctx).home
     keyring = home.keyring()
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         stored = store.connections.add(name, settings, keyring)
-    finally:
-        store.close()
     out.print(f"[green]✓[/] added Epicor connection {stored.name!r} (encrypted with key {stored.key_id})")
 
 
@@ -282,11 +278,8 @@ def add_sftp(
         host_fingerprints=tuple(fps),
     )
     keyring = _state(ctx).home.keyring()
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         stored = store.connections.add(name, settings, keyring)
-    finally:
-        store.close()
     out.print(f"[green]✓[/] added SFTP connection {stored.name!r} (encrypted with key {stored.key_id})")
     for fp in settings.pinned_fingerprints():
         out.print(f"  pinned host key {fp}")
@@ -342,11 +335,8 @@ def list_connections(
     ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False
 ) -> None:
     """List connections (names and kinds; never secrets)."""
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         rows = store.connections.list()
-    finally:
-        store.close()
     if as_json:
         out.print_json(
             data=[
@@ -378,12 +368,9 @@ def show_connection(
 ) -> None:
     """Show one connection's settings; credentials appear only as set / not set."""
     keyring = _state(ctx).home.keyring()
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         stored = store.connections.get(name)
         settings = store.connections.settings(name, keyring)
-    finally:
-        store.close()
     view: dict[str, Any] = {"name": stored.name, "kind": stored.kind, "key_id": stored.key_id}
     view.update(settings.public_view(reveal_identity))
     if as_json:
@@ -410,8 +397,7 @@ def test_connection(
 
     home = _state(ctx).home
     keyring = home.keyring()
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         settings = store.connections.settings(name, keyring)
         if not isinstance(settings, SftpSettings):
             _test_epicor(store, name, settings, as_json)
@@ -437,8 +423,6 @@ def test_connection(
             store.audit.record("connection.tested", subject=name, outcome="error", details={"error": str(exc)})
             raise
         store.audit.record("connection.tested", subject=name, details={"folders": results})
-    finally:
-        store.close()
     if as_json:
         out.print_json(data={"name": name, "host_key": fingerprint, "host_key_matches": True, "folders": results})
         return
@@ -487,14 +471,11 @@ def remove_connection(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask")] = False,
 ) -> None:
     """Remove a connection."""
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         store.connections.get(name)
         if not yes and not typer.confirm(f"Remove connection {name!r}?"):
             raise typer.Exit(1)
         store.connections.remove(name)
-    finally:
-        store.close()
     out.print(f"[green]✓[/] removed {name!r}")
 
 
@@ -531,8 +512,7 @@ def rotate_keys(
         # Both keys on disk first: a crash mid-rotation leaves every row readable.
         write_key_file(home.key_file, [new_key, *old.keys])
     both = Keyring((new_key, *old.keys), source=old.source)
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         rows = store.connections.rotate(both, both)
         left = store.connections.count_not_under(key_id_of(new_key))
         if left:
@@ -543,8 +523,6 @@ def rotate_keys(
             "keys.rotated",
             details={"old_key_ids": list(old.ids), "new_key_id": key_id_of(new_key), "rows": rows},
         )
-    finally:
-        store.close()
     out.print(f"[green]✓[/] re-encrypted {rows} connection(s) under key {key_id_of(new_key)}")
     out.print(f"  retired key(s): {', '.join(old.ids)}")
     if from_env:
@@ -651,11 +629,8 @@ def _connection_kinds(ctx: typer.Context) -> dict[str, str]:
                 db.close()
         except sqlite3.Error:
             pass  # an old or odd database: the full store below says what is wrong with it
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         return {c.name: c.kind for c in store.connections.list()}
-    finally:
-        store.close()
 
 
 @flows_app.command("schema")
@@ -706,8 +681,7 @@ def audit(
     """The audit trail: runs, API calls, transfers, records, errors."""
     from ._lookup import resolve_run_id
 
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         events = store.audit.query(
             flow=flow,
             run_id=resolve_run_id(store, run) if run else None,
@@ -716,8 +690,6 @@ def audit(
             since=parse_since(since) if since else None,
             limit=limit,
         )
-    finally:
-        store.close()
     if as_json:
         for e in events:
             typer.echo(json.dumps(e.as_json(), sort_keys=True))
@@ -829,14 +801,11 @@ def run(
         known = ", ".join(sorted(flows)) or "none"
         raise UsageError(f"no flow named {flow!r} in flows.yaml (flows: {known})")
     home = _state(ctx).home
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         if sample is not None and flows[flow].direction != "inbound":
             raise UsageError(f"--file previews inbound files; flow {flow!r} is outbound")
         code = run_command(home, store, flow, flows[flow], dry_run=dry_run, as_json=as_json, console=out,
                            alerts=flows_file.alerts, sample=sample)  # fmt: skip
-    finally:
-        store.close()
     raise typer.Exit(code)
 
 
@@ -846,12 +815,9 @@ def flows_reset(
     flow: Annotated[str, typer.Argument(help="outbound flow whose watermark to forget")],
 ) -> None:
     """Forget an outbound flow's watermark: its next run sends every record again."""
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         gone = store.watermarks.reset(flow)
         store.audit.record("flow.reset", flow=flow, subject=flow, outcome="warning" if gone else "info")
-    finally:
-        store.close()
     out.print(f"{flow}: watermark {'forgotten' if gone else 'was not set'}")
 
 
@@ -876,13 +842,10 @@ def files(
         return
     from ._lookup import file_reason
 
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         rows = store.ledger.files(flow=flow, direction=direction, states=[state] if state else None, limit=limit)
         explained = (FileState.ERROR, FileState.INTENT, FileState.ABANDONED)
         reasons = {r.id: file_reason(store, r) for r in rows if r.state in explained}
-    finally:
-        store.close()
     if as_json:
         out.print_json(json.dumps([{**r.as_json(), "reason": reasons.get(r.id)} for r in rows], default=str))
         return
@@ -909,11 +872,8 @@ def files_abandon(
     from .ops import settle_intent
 
     home = _state(ctx).home
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         result = settle_intent(home, store, file_id, action="abandon", check_server=not no_check)
-    finally:
-        store.close()
     if result.state != RunState.SUCCEEDED:
         out.print(f"[red]not abandoned:[/] {result.error}", highlight=False)
         raise typer.Exit(result.exit_code)
@@ -933,11 +893,8 @@ def files_resend(
     from .ops import settle_intent
 
     home = _state(ctx).home
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         result = settle_intent(home, store, file_id, action="resend", folder=folder)
-    finally:
-        store.close()
     if result.state != RunState.SUCCEEDED:
         out.print(f"[red]not sent:[/] {result.error}", highlight=False)
         raise typer.Exit(result.exit_code)
@@ -965,11 +922,8 @@ def serve_cmd(
     from .ops import serve
 
     home = _state(ctx).home
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         code = serve(home, store, out, metrics_port=metrics_port, once_s=stop_after)
-    finally:
-        store.close()
     raise typer.Exit(code)
 
 
@@ -985,11 +939,8 @@ def status_cmd(
     from .ops import print_status, status, status_exit_code
 
     home = _state(ctx).home
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         rows = status(home, store, remote=remote)
-    finally:
-        store.close()
     if as_json:
         out.print_json(json.dumps(rows, default=str))
     else:
@@ -1014,8 +965,7 @@ def replay_cmd(
     if (file_id is None) == (run_id is None):
         raise UsageError("give a FILE_ID or --run RUN_ID (one of them)")
     home = _state(ctx).home
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         if run_id is not None:
             from ._lookup import resolve_run_id
 
@@ -1023,8 +973,6 @@ def replay_cmd(
         results = replay(home, store, file_id=file_id, run_id=run_id)
         for r in results:
             attach_reasons(store, r)
-    finally:
-        store.close()
     if as_json:
         out.print_json(json.dumps([summary_json(r) for r in results], default=str))
     else:
@@ -1047,8 +995,5 @@ def prune_cmd(
     from .ops import prune
 
     home = _state(ctx).home
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         prune(home, store, _load_flows(home.flows_file), console=out, audit_days=audit_days, staging_days=staging_days)
-    finally:
-        store.close()

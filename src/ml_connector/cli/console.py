@@ -44,8 +44,7 @@ def runs_cmd(
     """Run history: start, duration, counts, outcome and the reason, newest first."""
     from ..store.views import Views
 
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         views = Views(store)
         if run_id is not None:
             detail = views.run_detail(run_id, events_limit=0 if not as_json else 500)
@@ -54,8 +53,6 @@ def runs_cmd(
         else:
             rows = views.runs(flow=flow, outcome=outcome, since=parse_since(since) if since else None, limit=limit).rows
             files = []
-    finally:
-        store.close()
     if as_json:
         data = [r.as_json() for r in rows]
         if run_id is not None:
@@ -122,11 +119,8 @@ def users_add(
             raise UsageError("the two passwords differ")
     else:
         password = sys.stdin.readline().rstrip("\r\n")
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         Users(store).add(name, role, password)
-    finally:
-        store.close()
     out.print(f"[green]✓[/] added console user {name!r} ({role})")
 
 
@@ -137,11 +131,8 @@ def users_list(
     """List console users and their roles."""
     from ..users import Users
 
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         rows = Users(store).list()
-    finally:
-        store.close()
     if as_json:
         typer.echo(json.dumps([{"name": u.name, "role": u.role, "created_at": u.created_at.isoformat()} for u in rows]))
         return
@@ -156,11 +147,8 @@ def users_remove(ctx: typer.Context, name: Annotated[str, typer.Argument(help="l
     """Remove a console user (their open sessions end at their next request)."""
     from ..users import Users
 
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         Users(store).remove(name)
-    finally:
-        store.close()
     out.print(f"[green]✓[/] removed console user {name!r}")
 
 
@@ -198,8 +186,5 @@ def console_cmd(
         actions=actions,
     )
     home = _state(ctx).home
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         serve_console(home, store, settings, host=host, port=port, console=out, stop_after=stop_after)
-    finally:
-        store.close()

@@ -347,8 +347,7 @@ def _summary(console: Console, home: Path, sandbox: KineticSandbox, sftp_root: P
              elapsed: float, keep: bool) -> None:  # fmt: skip
     from ..store import Store
 
-    store = Store.open(f"sqlite:///{home / 'ml-connector.db'}")
-    try:
+    with Store.open(f"sqlite:///{home / 'ml-connector.db'}") as store:
         files = store.ledger.files()
         events = Counter(e.kind.split(".")[0] for e in store.audit.query(limit=None))
         posted = [r for f in files for r in store.ledger.records(f.id, [RecordState.POSTED.value])]
@@ -356,8 +355,6 @@ def _summary(console: Console, home: Path, sandbox: KineticSandbox, sftp_root: P
         updated = sum(1 for r in posted if r.erp_keys.get("created") is False)
         errors = [f for f in files if f.state == FileState.ERROR]
         acked = [f for f in files if f.details.get("ack") == "accepted"]
-    finally:
-        store.close()
     console.print(Rule("Summary"))
     t = Table("what", "how many", "details", title=f"demo finished in {elapsed:.1f} s", title_justify="left")
     sent = [f for f in files if f.direction == "outbound" and f.state == FileState.DELIVERED]

@@ -35,7 +35,7 @@ from ..formats.x12.remit820 import Payment, RemittanceLine, payment_to_820
 from ..formats.x12.writer import Envelope, X12Writer
 from ..sandbox.kinetic import KineticSandbox, SandboxOptions
 from ..sandbox.loop import LoopThread
-from ..sftp import EmbeddedSftpServer, SftpUser
+from ..sandbox.sftp_server import EmbeddedSftpServer, SftpUser
 from ..states import FileState, RecordState
 
 DEMO_FLOWS = """\

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from .. import __version__
-from ..errors import ConfigError, MasterKeyError, UsageError
+from ..errors import ConfigError, UsageError
 from ..home import Home
 from ..logs import configure_logging
 from ..states import FileState, RunState
@@ -246,7 +246,7 @@ def add_sftp(
     private_key: Refused = None,
 ) -> None:
     """Add an SFTP connection (key or password auth) with its host key pinned."""
-    from ..connections import SftpSettings
+    from ..connections import SftpSettings, check_fingerprint, check_private_key, host_key_line, known_hosts_keys
 
     refuse_argv_secret("--password", password)
     refuse_argv_secret("--passphrase", passphrase)
@@ -257,11 +257,11 @@ def add_sftp(
     phrase = read_secret("passphrase", env=passphrase_env, file=passphrase_file, stdin=passphrase_stdin)
     pkey = read_secret("private-key", env=None, file=key_file, stdin=False) if key_file else None
     if pkey is not None:
-        _check_private_key(pkey.reveal(), phrase.reveal() if phrase else None, key_file)
-    pins = [_check_host_key(line) for line in host_key or []]
-    fps = [_check_fingerprint(fp) for fp in fingerprint or []]
+        check_private_key(pkey.reveal(), phrase.reveal() if phrase else None, key_file)
+    pins = [host_key_line(line) for line in host_key or []]
+    fps = [check_fingerprint(fp) for fp in fingerprint or []]
     if known_hosts is not None:
-        pins += _known_hosts_keys(known_hosts, host, port)
+        pins += known_hosts_keys(known_hosts, host, port)
     if not pins and not fps:
         raise UsageError(
             "no host key pinned: give --host-key 'TYPE BASE64', --fingerprint SHA256:… or "
@@ -283,51 +283,6 @@ def add_sftp(
     out.print(f"[green]✓[/] added SFTP connection {stored.name!r} (encrypted with key {stored.key_id})")
     for fp in settings.pinned_fingerprints():
         out.print(f"  pinned host key {fp}")
-
-
-def _check_private_key(data: str, passphrase: str | None, path: Path | None) -> None:
-    import asyncssh
-
-    try:
-        asyncssh.import_private_key(data, passphrase)
-    except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as exc:
-        hint = " (is it encrypted? give the passphrase)" if "passphrase" in str(exc).lower() else ""
-        raise UsageError(f"--key-file {path}: not a usable private key{hint}") from None
-
-
-def _check_host_key(line: str) -> str:
-    import asyncssh
-
-    line = line.strip()
-    try:
-        asyncssh.import_public_key(line)
-    except asyncssh.KeyImportError:
-        raise UsageError("--host-key: not an OpenSSH public key line ('TYPE BASE64 [comment]')") from None
-    parts = line.split()
-    return f"{parts[0]} {parts[1]}"
-
-
-def _check_fingerprint(fp: str) -> str:
-    if not re.fullmatch(r"SHA256:[A-Za-z0-9+/]{43}", fp.strip()):
-        raise UsageError("--fingerprint: expected 'SHA256:' and 43 base64 characters, as ssh-keygen -lf prints")
-    return fp.strip()
-
-
-def _known_hosts_keys(path: Path, host: str, port: int) -> list[str]:
-    import asyncssh
-
-    try:
-        known = asyncssh.import_known_hosts(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise UsageError(f"--known-hosts {path}: cannot read ({type(exc).__name__})") from None
-    keys = known.match(host, "", port)[0]
-    if not keys:
-        raise UsageError(f"--known-hosts {path}: has no key for {host} port {port}")
-    lines = []
-    for key in keys:
-        text = key.export_public_key().decode().split()
-        lines.append(f"{text[0]} {text[1]}")
-    return list(dict.fromkeys(lines))
 
 
 @connections_app.command("list")
@@ -494,38 +449,19 @@ def rotate_keys(
     ] = None,
 ) -> None:
     """Re-encrypt every stored secret under a new master key and retire the old one."""
-    from ..secrets import Keyring, generate_key, key_id_of, write_key_file
+    from ..secrets import rotate_master_key
 
     home = _state(ctx).home
     old = home.keyring()
-    from_env = old.source != str(home.key_file)
-    new_key = generate_key()
-    if from_env:
-        if new_key_out is None:
-            raise UsageError(
-                "the master key comes from ML_CONNECTOR_MASTER_KEY: give --new-key-out PATH to receive the new key"
-            )
-        if new_key_out.exists():
-            raise UsageError(f"--new-key-out {new_key_out}: already exists; name a new file")
-        write_key_file(new_key_out, [new_key])
-    else:
-        # Both keys on disk first: a crash mid-rotation leaves every row readable.
-        write_key_file(home.key_file, [new_key, *old.keys])
-    both = Keyring((new_key, *old.keys), source=old.source)
     with _open_store(ctx) as store:
-        rows = store.connections.rotate(both, both)
-        left = store.connections.count_not_under(key_id_of(new_key))
-        if left:
-            raise MasterKeyError(f"{left} connection(s) still under an old key; the old key was kept")
-        if not from_env:
-            write_key_file(home.key_file, [new_key])
+        done = rotate_master_key(old, home.key_file, store.connections, new_key_out)
         store.audit.record(
             "keys.rotated",
-            details={"old_key_ids": list(old.ids), "new_key_id": key_id_of(new_key), "rows": rows},
+            details={"old_key_ids": list(done.retired), "new_key_id": done.new_key_id, "rows": done.rows},
         )
-    out.print(f"[green]✓[/] re-encrypted {rows} connection(s) under key {key_id_of(new_key)}")
-    out.print(f"  retired key(s): {', '.join(old.ids)}")
-    if from_env:
+    out.print(f"[green]✓[/] re-encrypted {done.rows} connection(s) under key {done.new_key_id}")
+    out.print(f"  retired key(s): {', '.join(done.retired)}")
+    if done.from_env:
         out.print(f"  set ML_CONNECTOR_MASTER_KEY from {new_key_out} now; the old value no longer works")
 
 

@@ -16,7 +16,8 @@ from rich.table import Column, Table
 
 from ..errors import UsageError
 from ..states import RunState
-from ._app import _open_store, _state, _ts, app, out, parse_since
+from ._app import _open_store, _state, _ts, app, out
+from .ledger_cmds import parse_since
 
 users_app = typer.Typer(help="People who may log in to the operator console.", no_args_is_help=True)
 app.add_typer(users_app, name="users")

@@ -41,8 +41,8 @@ from ml_connector.connections import EpicorSettings, SftpSettings
 from ml_connector.home import Home
 from ml_connector.sandbox.kinetic import Faults, KineticSandbox, SandboxOptions
 from ml_connector.sandbox.loop import LoopThread
+from ml_connector.sandbox.sftp_server import EmbeddedSftpServer, SftpUser
 from ml_connector.secrets import Secret
-from ml_connector.sftp import EmbeddedSftpServer, SftpUser
 from ml_connector.store import Store
 
 KEY, PASSWORD, SFTP_PASSWORD = "soak-key", "soak-pass", "soak-sftp-pw"

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
-from .errors import ConfigError
+from .errors import ConfigError, UsageError
 from .secrets import Secret
 
 EpicorAuth = Literal["basic", "token"]
@@ -110,7 +112,6 @@ class SftpSettings:
     passphrase: Secret | None = None
     host_keys: tuple[str, ...] = field(default_factory=tuple)  # "ssh-ed25519 AAAA…" lines
     host_fingerprints: tuple[str, ...] = field(default_factory=tuple)  # "SHA256:…"
-    connect_timeout_s: float = 15.0
 
     kind = "sftp"
 
@@ -132,7 +133,6 @@ class SftpSettings:
             "passphrase": self.passphrase.reveal() if self.passphrase else None,
             "host_keys": list(self.host_keys),
             "host_fingerprints": list(self.host_fingerprints),
-            "connect_timeout_s": self.connect_timeout_s,
         }
 
     @classmethod
@@ -142,6 +142,8 @@ class SftpSettings:
             data[name] = Secret(data[name]) if data.get(name) else None
         data["host_keys"] = tuple(data.get("host_keys") or ())
         data["host_fingerprints"] = tuple(data.get("host_fingerprints") or ())
+        # Stored by earlier versions but never read: the connect timeout is SftpOptions.connect_timeout_s.
+        data.pop("connect_timeout_s", None)
         return cls(**data)
 
     def pinned_fingerprints(self) -> list[str]:
@@ -193,3 +195,55 @@ def deserialize(kind: str, blob: bytes) -> ConnectionSettings:
     if kind == "sftp":
         return SftpSettings.from_plain(data)
     raise ConfigError(f"unknown connection kind {kind!r}")
+
+
+# --- SSH keys given on the command line or in the console ------------------------------------
+
+
+def check_private_key(data: str, passphrase: str | None, path: Path | None) -> None:
+    """Refuse a private key asyncssh cannot load (with this passphrase) before it is stored."""
+    import asyncssh  # loaded only when a key is checked: the CLI starts faster
+
+    try:
+        asyncssh.import_private_key(data, passphrase)
+    except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as exc:
+        hint = " (is it encrypted? give the passphrase)" if "passphrase" in str(exc).lower() else ""
+        raise UsageError(f"--key-file {path}: not a usable private key{hint}") from None
+
+
+def host_key_line(line: str) -> str:
+    """An OpenSSH public key line reduced to 'TYPE BASE64' (the comment dropped), or a usage error."""
+    import asyncssh  # loaded only when a key is checked: the CLI starts faster
+
+    line = line.strip()
+    try:
+        asyncssh.import_public_key(line)
+    except asyncssh.KeyImportError:
+        raise UsageError("--host-key: not an OpenSSH public key line ('TYPE BASE64 [comment]')") from None
+    parts = line.split()
+    return f"{parts[0]} {parts[1]}"
+
+
+def check_fingerprint(fp: str) -> str:
+    """A 'SHA256:…' fingerprint as ssh-keygen -lf prints it, or a usage error."""
+    if not re.fullmatch(r"SHA256:[A-Za-z0-9+/]{43}", fp.strip()):
+        raise UsageError("--fingerprint: expected 'SHA256:' and 43 base64 characters, as ssh-keygen -lf prints")
+    return fp.strip()
+
+
+def known_hosts_keys(path: Path, host: str, port: int) -> list[str]:
+    """The host keys a known_hosts file holds for ``host`` and ``port``, as 'TYPE BASE64' lines."""
+    import asyncssh  # loaded only when a key is checked: the CLI starts faster
+
+    try:
+        known = asyncssh.import_known_hosts(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"--known-hosts {path}: cannot read ({type(exc).__name__})") from None
+    keys = known.match(host, "", port)[0]
+    if not keys:
+        raise UsageError(f"--known-hosts {path}: has no key for {host} port {port}")
+    lines = []
+    for key in keys:
+        text = key.export_public_key().decode().split()
+        lines.append(f"{text[0]} {text[1]}")
+    return list(dict.fromkeys(lines))

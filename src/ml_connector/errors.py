@@ -27,7 +27,6 @@ class MLConnectorError(Exception):
     """Base class of every error ml-connector raises on purpose."""
 
     exit_code: int = 1
-    retryable: bool = False
 
 
 class UsageError(MLConnectorError):
@@ -91,8 +90,6 @@ class ScopeDeniedError(ConnectError):
 
 class TransientError(MLConnectorError):
     """A failure that is expected to go away; retried with backoff within a budget."""
-
-    retryable = True
 
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)

@@ -20,12 +20,12 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from .errors import MasterKeyError, SecretDecryptError
+from .errors import MasterKeyError, SecretDecryptError, UsageError
 
 MASTER_KEY_ENV: Final = "ML_CONNECTOR_MASTER_KEY"
 KEY_BYTES: Final = 32
@@ -215,3 +215,54 @@ def write_key_file(path: Path, keys: Iterable[bytes]) -> None:
         os.close(fd)
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)
+
+
+# --- master-key rotation ---------------------------------------------------------------------
+
+
+class SealedRows(Protocol):
+    """What rotation needs from the store's connection table (``ConnectionStore`` fits)."""
+
+    def rotate(self, old: Keyring, new: Keyring) -> int: ...
+
+    def count_not_under(self, key_id: str) -> int: ...
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """What a rotation did: rows re-sealed, the new key's id, the retired ids."""
+
+    rows: int
+    new_key_id: str
+    retired: tuple[str, ...]
+    from_env: bool
+
+
+def rotate_master_key(old: Keyring, key_file: Path, rows: SealedRows, new_key_out: Path | None = None) -> Rotation:
+    """Re-seal every stored secret under a new key, then retire the old one.
+
+    A key from ``ML_CONNECTOR_MASTER_KEY`` cannot be rewritten: the new key goes to the new file
+    ``new_key_out`` and the operator updates the variable. A key file gets both keys first, so a
+    crash mid-rotation leaves every row readable; the old key leaves the file only when no row
+    is still sealed under it.
+    """
+    from_env = old.source != str(key_file)
+    new_key = generate_key()
+    if from_env:
+        if new_key_out is None:
+            raise UsageError(
+                "the master key comes from ML_CONNECTOR_MASTER_KEY: give --new-key-out PATH to receive the new key"
+            )
+        if new_key_out.exists():
+            raise UsageError(f"--new-key-out {new_key_out}: already exists; name a new file")
+        write_key_file(new_key_out, [new_key])
+    else:
+        write_key_file(key_file, [new_key, *old.keys])
+    both = Keyring((new_key, *old.keys), source=old.source)
+    count = rows.rotate(both, both)
+    left = rows.count_not_under(key_id_of(new_key))
+    if left:
+        raise MasterKeyError(f"{left} connection(s) still under an old key; the old key was kept")
+    if not from_env:
+        write_key_file(key_file, [new_key])
+    return Rotation(count, key_id_of(new_key), tuple(old.ids), from_env)

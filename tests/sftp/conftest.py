@@ -20,8 +20,8 @@ import pytest
 
 from ml_connector.connections import SftpSettings
 from ml_connector.sandbox.loop import LoopThread
+from ml_connector.sandbox.sftp_server import EmbeddedSftpServer, SftpUser
 from ml_connector.secrets import Secret
-from ml_connector.sftp import EmbeddedSftpServer, SftpUser
 
 from .sshd import TEST_USER, Sshd, SshdUnavailable, start_sshd
 

@@ -14,7 +14,14 @@ import typer
 from ..errors import MLConnectorError
 from ..logs import configure_logging, redact_text
 from . import check as _check  # noqa: F401 - registers "connections check"
+
+# Each command group registers its commands on import.
+from . import connections_cmds as _connections  # noqa: F401
 from . import console as _console  # noqa: F401  (registers runs, console, users)
+from . import flows_cmds as _flows  # noqa: F401
+from . import keys_cmds as _keys  # noqa: F401
+from . import ledger_cmds as _ledger  # noqa: F401
+from . import ops_cmds as _ops  # noqa: F401
 from ._app import app
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import NotFoundError, UsageError
+from ..states import RecordState
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -15,7 +16,7 @@ SHORT_ID = 8  # how many characters of a run id the tables show; any unique pref
 
 def file_reason(store: Store, f: FileRow) -> str:
     """Why a file is in error: its first failed record (line and Kinetic's message), else its error."""
-    failed = store.ledger.records(f.id, ["failed"], limit=1) if f.direction == "inbound" else []
+    failed = store.ledger.records(f.id, [RecordState.FAILED.value], limit=1) if f.direction == "inbound" else []
     note = (f.error or "").removeprefix(f.name + ": ")
     if failed and failed[0].error:
         first = failed[0].error.removeprefix(f.name + ": ")

@@ -46,8 +46,7 @@ def check_connection(
 ) -> None:
     """Check that a Kinetic instance fits this connection: scope, row cap, literals, methods, fields."""
     home = _state(ctx).home
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         settings = store.connections.settings(name, home.keyring())
         if not isinstance(settings, EpicorSettings):
             raise UsageError(f"connection {name!r} is not an Epicor connection")
@@ -66,8 +65,6 @@ def check_connection(
         problems = sum(not f.ok for f in report.findings)
         details = {"settings": report.settings, "problems": problems}
         store.audit.record("connection.checked", subject=name, outcome="warning" if problems else "ok", details=details)
-    finally:
-        store.close()
     if as_json:
         out.print_json(data={"name": name, **report.as_dict()})
         return

@@ -15,7 +15,9 @@ import typer
 from rich.table import Column, Table
 
 from ..errors import UsageError
-from ._app import _open_store, _state, _ts, app, out, parse_since
+from ..states import RunState
+from ._app import _open_store, _state, _ts, app, out
+from .ledger_cmds import parse_since
 
 users_app = typer.Typer(help="People who may log in to the operator console.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
@@ -43,8 +45,7 @@ def runs_cmd(
     """Run history: start, duration, counts, outcome and the reason, newest first."""
     from ..store.views import Views
 
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         views = Views(store)
         if run_id is not None:
             detail = views.run_detail(run_id, events_limit=0 if not as_json else 500)
@@ -53,8 +54,6 @@ def runs_cmd(
         else:
             rows = views.runs(flow=flow, outcome=outcome, since=parse_since(since) if since else None, limit=limit).rows
             files = []
-    finally:
-        store.close()
     if as_json:
         data = [r.as_json() for r in rows]
         if run_id is not None:
@@ -76,7 +75,7 @@ def runs_cmd(
         Column("files", justify="right"),
         Column("reason", overflow="fold", min_width=16),
     )
-    colour = {"succeeded": "green", "partial": "yellow", "running": "cyan"}
+    colour: dict[str, str] = {RunState.SUCCEEDED: "green", RunState.PARTIAL: "yellow", RunState.RUNNING: "cyan"}
     for r in rows:
         state = r.run.state
         table.add_row(
@@ -121,11 +120,8 @@ def users_add(
             raise UsageError("the two passwords differ")
     else:
         password = sys.stdin.readline().rstrip("\r\n")
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         Users(store).add(name, role, password)
-    finally:
-        store.close()
     out.print(f"[green]✓[/] added console user {name!r} ({role})")
 
 
@@ -136,11 +132,8 @@ def users_list(
     """List console users and their roles."""
     from ..users import Users
 
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         rows = Users(store).list()
-    finally:
-        store.close()
     if as_json:
         typer.echo(json.dumps([{"name": u.name, "role": u.role, "created_at": u.created_at.isoformat()} for u in rows]))
         return
@@ -155,11 +148,8 @@ def users_remove(ctx: typer.Context, name: Annotated[str, typer.Argument(help="l
     """Remove a console user (their open sessions end at their next request)."""
     from ..users import Users
 
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         Users(store).remove(name)
-    finally:
-        store.close()
     out.print(f"[green]✓[/] removed console user {name!r}")
 
 
@@ -197,8 +187,5 @@ def console_cmd(
         actions=actions,
     )
     home = _state(ctx).home
-    store = _open_store(ctx)
-    try:
+    with _open_store(ctx) as store:
         serve_console(home, store, settings, host=host, port=port, console=out, stop_after=stop_after)
-    finally:
-        store.close()

@@ -19,8 +19,6 @@ import socket
 import tempfile
 import time
 from collections import Counter
-from datetime import UTC, date, datetime
-from decimal import Decimal
 from pathlib import Path
 
 import asyncssh
@@ -29,13 +27,11 @@ from rich.console import Console
 from rich.rule import Rule
 from rich.table import Table
 
-from ..formats.x12 import read_x12
-from ..formats.x12.acks import build_997
-from ..formats.x12.remit820 import Payment, RemittanceLine, payment_to_820
-from ..formats.x12.writer import Envelope, X12Writer
 from ..sandbox.kinetic import KineticSandbox, SandboxOptions
 from ..sandbox.loop import LoopThread
-from ..sftp import EmbeddedSftpServer, SftpUser
+from ..sandbox.partners import bank_997, partner_files
+from ..sandbox.sftp_server import EmbeddedSftpServer, SftpUser
+from ..states import FileState, RecordState
 
 DEMO_FLOWS = """\
 # Sample flows for the demo: every job of DESIGN.md section 1 against the sandbox.
@@ -151,75 +147,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _partner_files(sftp_root: Path) -> None:
-    inbound = sftp_root / "inbound"
-    (inbound / "vendors_2026-11-23.csv").write_text(
-        "VendorID,Name,Address1,City,State,ZIP,Country,TermsCode\r\n"
-        "V0002,Contoso Metals Inc.,500 Steel Way,Gary,IN,46402,USA,N30\r\n"
-        "P10001,Harbor Freight Partners,12 Dock Rd,Long Beach,CA,90802,USA,N45\r\n"
-        "P10002,Summit Packaging,9 Ridge Ave,Denver,CO,80202,USA,N30\r\n"
-    )
-    line = "P20001  " + "Prairie Tools LLC".ljust(50) + "Omaha".ljust(30) + "NE" + "68102".ljust(10) + "N30 "
-    (inbound / "vendors_fixed.txt").write_text(line + "\r\n")
-    (inbound / "invoices_confirmed.csv").write_text(
-        "VendorID,InvoiceNum,InvoiceDate,DueDate,InvoiceAmt,Description\r\n"
-        "V0001,NW-88001,2026-11-20,2026-12-20,1250.00,Freight November\r\n"
-        "V0002,CM-5512,2026-11-21,2026-12-21,980.40,Steel coil\r\n"
-    )
-    # the malformed one: a date that is not a date, on line 3
-    (inbound / "vendors_broken.csv").write_text(
-        'VendorID,Name,City,TermsCode\r\nP30001,Fine Vendor,Reno,N30\r\nP30002,"Unclosed quote,Reno,N30\r\n'
-    )
-    payments = [
-        Payment(
-            trace_number="CHK-771001",
-            payment_date=date(2026, 11, 22),
-            amount=Decimal("775.00"),
-            payer_name="Customer Two",
-            payee_name="Epicor Demo Co",
-            lines=(RemittanceLine("1001", Decimal("525.00")), RemittanceLine("1005", Decimal("250.00"))),
-        ),
-        Payment(
-            trace_number="CHK-771002",
-            payment_date=date(2026, 11, 22),
-            amount=Decimal("300.00"),
-            payer_name="Customer Two",
-            payee_name="Epicor Demo Co",
-            lines=(RemittanceLine("1009", Decimal("300.00")),),
-        ),
-    ]
-    (inbound / "remit_customer2.820").write_text(_x12(payments, 4401, "CUSTOMER2", "EPICDEMO"))
-
-
-def _x12(payments: list[Payment], isa13: int, sender: str, receiver: str) -> str:
-    import io
-
-    out = io.StringIO()
-    w = X12Writer(out, Envelope(sender_id=sender, receiver_id=receiver))
-    when = datetime.now(UTC)
-    w.begin_interchange(isa13, when)
-    w.begin_group("RA", isa13, when)
-    for n, p in enumerate(payments, 1):
-        w.write_set("820", n, payment_to_820(p, "004010", when))
-    w.end_group()
-    w.end_interchange()
-    return out.getvalue()
-
-
-def _bank_997(sftp_root: Path) -> str | None:
-    """What the bank answers to our 820: its 997, dropped where I4 picks it up."""
-    sent = sorted((sftp_root / "outbound").glob("*.820"))
-    if not sent:
-        return None
-    _, reader = read_x12(sent[-1].read_bytes())
-    plan = build_997(reader.interchanges[0], isa13=9001, gs06=9001, st02_start=1, when=datetime.now(UTC))
-    if plan.text is None:
-        return None
-    path = sftp_root / "inbound" / "bank_ack.997"
-    path.write_text(plan.text)
-    return path.name
-
-
 def run_demo(home: Path | None, console: Console) -> int:
     from . import main
 
@@ -316,7 +243,7 @@ def run_demo(home: Path | None, console: Console) -> int:
         step("   and SFTP (host key pin, and every folder the flows use)", "connections", "test", "partner-sftp")
         step("5. The flows (O1-O3 outbound, I1-I4 inbound) are valid", "flows", "validate")
 
-        _partner_files(sftp_root)
+        partner_files(sftp_root)
         console.print(Rule("6. The partner dropped files on the SFTP server"))
         for p in sorted((sftp_root / "inbound").iterdir()):
             console.print(f"  /inbound/{p.name}  ({p.stat().st_size} bytes)", highlight=False)
@@ -324,7 +251,7 @@ def run_demo(home: Path | None, console: Console) -> int:
             codes[flow] = step(f"{n}. Outbound: {flow}", "run", flow)
         for n, flow in enumerate(INBOUND, start=7 + len(OUTBOUND)):
             codes[flow] = step(f"{n}. Inbound: {flow}", "run", flow, expect=(0, 1))
-        ack = _bank_997(sftp_root)
+        ack = bank_997(sftp_root)
         console.print(Rule(f"{7 + len(OUTBOUND) + len(INBOUND)}. The bank answered our 820 with a 997 ({ack})"))
         codes["bank-acks-in"] = step("   Inbound: bank-acks-in", "run", "bank-acks-in")
         step("Every file in the ledger", "files")
@@ -346,21 +273,17 @@ def _summary(console: Console, home: Path, sandbox: KineticSandbox, sftp_root: P
              elapsed: float, keep: bool) -> None:  # fmt: skip
     from ..store import Store
 
-    store = Store.open(f"sqlite:///{home / 'ml-connector.db'}")
-    try:
+    with Store.open(f"sqlite:///{home / 'ml-connector.db'}") as store:
         files = store.ledger.files()
         events = Counter(e.kind.split(".")[0] for e in store.audit.query(limit=None))
-        created = sum(1 for f in files for r in store.ledger.records(f.id, ["posted"]) if r.erp_keys.get("created"))
-        updated = sum(
-            1 for f in files for r in store.ledger.records(f.id, ["posted"]) if r.erp_keys.get("created") is False
-        )
-        errors = [f for f in files if f.state == "error"]
+        posted = [r for f in files for r in store.ledger.records(f.id, [RecordState.POSTED.value])]
+        created = sum(1 for r in posted if r.erp_keys.get("created"))
+        updated = sum(1 for r in posted if r.erp_keys.get("created") is False)
+        errors = [f for f in files if f.state == FileState.ERROR]
         acked = [f for f in files if f.details.get("ack") == "accepted"]
-    finally:
-        store.close()
     console.print(Rule("Summary"))
     t = Table("what", "how many", "details", title=f"demo finished in {elapsed:.1f} s", title_justify="left")
-    sent = [f for f in files if f.direction == "outbound" and f.state == "delivered"]
+    sent = [f for f in files if f.direction == "outbound" and f.state == FileState.DELIVERED]
     received = [f for f in files if f.direction == "inbound"]
     t.add_row("files sent to the partner", str(len(sent)), ", ".join(f.name for f in sent))
     t.add_row("files received", str(len(received)), ", ".join(f"{f.name}: {f.state}" for f in received))

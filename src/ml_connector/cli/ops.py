@@ -14,6 +14,7 @@ from rich.table import Table
 
 from ..config import FlowsFile, InboundFlow, load_flows
 from ..home import Home
+from ..states import OPEN_FILES
 from ..store import Store
 
 # `status` must start fast: the flow engine, HTTP, SSH, metrics and uvicorn load in the commands
@@ -142,10 +143,8 @@ def load_flows_safe(home: Home, fallback: FlowsFile) -> FlowsFile:
 
 def status(home: Home, store: Store, *, remote: bool) -> list[dict[str, Any]]:
     """One row per flow: health, last and next run (in the flow's zone), backlog, errors, failed records."""
-    from sqlalchemy import func, select
-
     from ..scheduler import next_fire
-    from ..store import models as m
+    from ..store.health import flow_health
 
     flows = load_flows(home.flows_file)
     now = datetime.now(UTC)
@@ -153,50 +152,12 @@ def status(home: Home, store: Store, *, remote: bool) -> list[dict[str, Any]]:
     for name, flow in flows.flows.items():
         runs = store.ledger.runs(name, limit=1)
         last = runs[0] if runs else None
-        with store.session() as s:
-            failed = (
-                s.scalar(
-                    select(func.count())
-                    .select_from(m.RecordEntry)
-                    .join(m.FileEntry)
-                    .where(m.FileEntry.flow == name, m.RecordEntry.state == "failed")
-                )
-                or 0
-            )
-            errors = (
-                s.scalar(
-                    select(func.count())
-                    .select_from(m.FileEntry)
-                    .where(m.FileEntry.flow == name, m.FileEntry.state == "error")
-                )
-                or 0
-            )
-            open_files = (
-                s.scalar(
-                    select(func.count())
-                    .select_from(m.FileEntry)
-                    .where(
-                        m.FileEntry.flow == name,
-                        m.FileEntry.state.in_(("seen", "downloaded", "parsed", "posting", "intent")),
-                    )
-                )
-                or 0
-            )
-        refused = store.ledger.refused_in_run(name, last.id) if last else 0  # still on the server
+        counts = flow_health(store, name, last)  # refused: names of the last run, still on the server
         waiting: int | str | None = None
         if remote and isinstance(flow, InboundFlow):
             waiting = _waiting(home, store, flow)
         nxt = next_fire(flow, now) if flow.enabled else None
-        if last is None:
-            health = "never run"
-        elif last.state in ("succeeded", "stopped") and not failed and not errors and not open_files and not refused:
-            health = "ok"
-        elif last.state == "running":
-            health = "running"
-        elif last.state in ("failed", "crashed"):
-            health = "failing"
-        else:
-            health = "attention"
+        health = counts.word(last)
         rows.append(
             {
                 "flow": name,
@@ -209,10 +170,10 @@ def status(home: Home, store: Store, *, remote: bool) -> list[dict[str, Any]]:
                 "next_run": nxt.isoformat() if nxt else None,
                 "timezone": flow.timezone,
                 "files_waiting": waiting,
-                "files_open": open_files,
-                "files_error": errors,
-                "records_failed": failed,
-                "files_refused": refused,
+                "files_open": counts.files_open,
+                "files_error": counts.files_error,
+                "records_failed": counts.records_failed,
+                "files_refused": counts.files_refused,
             }
         )
     return rows
@@ -345,9 +306,7 @@ def prune(
     cutoff = time.time() - staging_days * 86400
     removed = 0
     keep: set[str] = {
-        str(f.local_path)
-        for f in store.ledger.files(states=["seen", "downloaded", "parsed", "posting", "intent"])
-        if f.local_path
+        str(f.local_path) for f in store.ledger.files(states=[s.value for s in OPEN_FILES]) if f.local_path
     }
     for root in (home.staging / "inbound", home.staging / "outbound"):
         if not root.is_dir():

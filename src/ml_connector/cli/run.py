@@ -18,6 +18,7 @@ from ..config import AlertsConfig, InboundFlow, OutboundFlow
 from ..flows import Progress as RunProgress
 from ..flows import RunContext, RunResult, run_flow
 from ..home import Home
+from ..states import FileState, RunState
 from ..store import Store
 from ._lookup import file_reason
 
@@ -100,7 +101,7 @@ def run_command(home: Home, store: Store, name: str, flow: OutboundFlow | Inboun
             result = asyncio.run(main())
     except KeyboardInterrupt:
         last = store.ledger.runs(name, limit=1)
-        rid = last[0].id if last and last[0].state == "interrupted" else None
+        rid = last[0].id if last and last[0].state == RunState.INTERRUPTED else None
         console.print(
             f"interrupted: flow {name}"
             + (f" run {rid[:8]} recorded as interrupted" if rid else "")
@@ -108,7 +109,7 @@ def run_command(home: Home, store: Store, name: str, flow: OutboundFlow | Inboun
             highlight=False,
         )
         return INTERRUPTED
-    if result.state == "locked" and not as_json:
+    if result.state == RunState.LOCKED and not as_json:
         console.print(f"locked: {result.error}", highlight=False)
         return result.exit_code
     attach_reasons(store, result)
@@ -116,7 +117,7 @@ def run_command(home: Home, store: Store, name: str, flow: OutboundFlow | Inboun
         console.print_json(json.dumps(summary_json(result), default=str))
     else:
         print_summary(result, console)
-    if result.state == "stopped":
+    if result.state == RunState.STOPPED:
         return STOPPED
     return result.exit_code
 
@@ -136,11 +137,11 @@ def _log_event(kind: str, event: dict[str, Any]) -> None:
 def attach_reasons(store: Store, result: RunResult) -> None:
     """A failed file's row says why: its first failing line and Kinetic's message, not only a count."""
     for f in result.files:
-        if f.get("state") == "error" and f.get("id") is not None:
+        if f.get("state") == FileState.ERROR and f.get("id") is not None:
             row = store.ledger.file(int(f["id"]))
             if row is not None:
                 f["reason"] = file_reason(store, row)
-    if result.error is None and result.state == "partial":
+    if result.error is None and result.state == RunState.PARTIAL:
         reasons = [f"{f['name']}: {f['reason']}" for f in result.files if f.get("reason")]
         if reasons:
             result.error = reasons[0]
@@ -155,7 +156,8 @@ def summary_json(result: RunResult) -> dict[str, Any]:
 
 def print_summary(result: RunResult, console: Console) -> None:
     """The summary table, the files, the reason and where the audit trail is."""
-    colour = {"succeeded": "green", "dry-run": "cyan", "partial": "yellow"}.get(result.state, "red")
+    colours: dict[str, str] = {RunState.SUCCEEDED: "green", RunState.DRY_RUN: "cyan", RunState.PARTIAL: "yellow"}
+    colour = colours.get(result.state, "red")
     table = Table(title=f"{result.flow} ({result.direction}) [{colour}]{result.state}[/]", title_justify="left")
     table.add_column("count")
     table.add_column("value", justify="right")
@@ -173,7 +175,7 @@ def print_summary(result: RunResult, console: Console) -> None:
             files.add_row(*[_cell(f.get(k)) for k in keys])
         console.print(files)
     if result.preview:
-        console.print("records that would be posted:" if result.state == "dry-run" else "first records:",
+        console.print("records that would be posted:" if result.state == RunState.DRY_RUN else "first records:",
                       highlight=False)  # fmt: skip
         for row in result.preview:
             if "trace" in row and "lines" in row:

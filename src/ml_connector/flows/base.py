@@ -8,12 +8,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..errors import ConnectError, MLConnectorError
-from ..kinetic import KineticClient
-from ..sftp import SftpClient
 from .context import AuditBuffer, Lease, RunContext, RunResult, StopRequested
+from .ports import KineticPort, PartnerFiles
 
 log = logging.getLogger(__name__)
-Work = Callable[[KineticClient, SftpClient], Awaitable[None]]
+Work = Callable[[KineticPort, PartnerFiles], Awaitable[None]]
 
 
 class FlowRun:
@@ -39,7 +38,7 @@ class FlowRun:
             return f"Epicor connection {self.flow.epicor!r}: {text}"
         return text
 
-    async def _lifecycle(self, work: Work, *, with_kinetic: bool = True) -> RunResult:
+    async def _lifecycle(self, work: Work) -> RunResult:
         ctx, ledger = self.ctx, self.ctx.store.ledger
         if not self.lease.acquire():
             self.result.state = "locked"
@@ -73,7 +72,7 @@ class FlowRun:
             raise
         except MLConnectorError as exc:
             error = self._named(exc)
-            self.result.counts["exit_code"] = exc.exit_code
+            self.result.error_exit_code = exc.exit_code
             self.audit("run.error", subject=self.name, outcome="error", details={"error": error})
         except Exception as exc:  # a bug: the run still ends recorded, unlocked and reported
             log.exception("flow %s: internal error", self.name)
@@ -81,7 +80,7 @@ class FlowRun:
             self.audit("run.error", subject=self.name, outcome="error", details={"error": error})
         finally:
             self.result.state, self.result.error = state, error
-            counts = {k: v for k, v in self.result.counts.items() if k != "exit_code"}
+            counts = dict(self.result.counts)
             if state == "partial":
                 self.audit("alert.run_partial", subject=self.name, outcome="warning", details=counts)
             outcome = "ok" if state == "succeeded" else "error"

@@ -27,7 +27,9 @@ from ..kinetic.client import KineticOptions
 from ..secrets import Keyring
 from ..sftp import SftpClient
 from ..sftp.client import SftpOptions
+from ..states import RunState
 from ..store import Store
+from .ports import Clock, utc_clock
 
 FAILPOINT_ENV = "ML_CONNECTOR_FAILPOINT"
 
@@ -65,17 +67,18 @@ class RunResult:
     files: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     preview: list[dict[str, Any]] = field(default_factory=list)
+    error_exit_code: int = 1  # the exit code of the error that ended a failed run (errors.py)
 
     @property
     def exit_code(self) -> int:
         """DESIGN.md section 5: 0 ok, 1 failed records/files, 2 config, 3 connection/auth, 4 locked."""
-        if self.state in ("succeeded", "dry-run", "stopped"):
+        if self.state in (RunState.SUCCEEDED, RunState.DRY_RUN, RunState.STOPPED):
             return 0
-        if self.state == "locked":
+        if self.state == RunState.LOCKED:
             return 4  # another process holds the flow's lock: nothing was attempted, try later
-        if self.state == "interrupted":
+        if self.state == RunState.INTERRUPTED:
             return 130  # Ctrl-C, as shells report SIGINT
-        return int(self.counts.get("exit_code", 1))
+        return self.error_exit_code
 
     def bump(self, key: str, n: int = 1) -> None:
         self.counts[key] = self.counts.get(key, 0) + n
@@ -145,6 +148,7 @@ class RunContext:
     owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}")
     stop: asyncio.Event | None = None  # set by serve on SIGTERM: finish the current step, then stop
     observe: Callable[[str, dict[str, Any]], None] | None = None  # metrics hook, sees every audit event
+    clock: Clock = utc_clock  # the only 'now' a flow reads: a test fixes the date a 997 or a name carries
 
     def check_stop(self) -> None:
         """Between steps: leave cleanly (every ledger row consistent) when a stop was requested."""

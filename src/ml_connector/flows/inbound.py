@@ -14,10 +14,10 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .. import states
 from ..config import CsvFormat, FixedWidthFormat, InboundFlow, X12Format
 from ..errors import (
     FatalError,
@@ -28,16 +28,15 @@ from ..formats.coerce import FormatError
 from ..formats.csvfile import CsvReader
 from ..formats.fixedwidth import FixedWidthReader
 from ..formats.x12.model import InterchangeSummary, TransactionSet
-from ..kinetic import KineticClient
 from ..mapping import inbound_mapper, json_safe, natural_key, resolve_format
-from ..sftp import SftpClient
 from ..sftp.client import RemoteFile, join
 from ..store.ledger import INBOUND_OPEN, FileRow
 from . import poison, posting, refused, x12_inbound
 from .base import FlowRun
 from .context import AuditBuffer, RunContext, RunResult, failpoint
+from .ports import KineticPort, PartnerFiles
 
-OPEN_RECORDS = ("pending", "sending", "unknown")
+OPEN_RECORDS = tuple(s.value for s in states.OPEN_RECORDS)
 REQUIRED = {"vendors": ("VendorID",), "ap-invoices": ("VendorNumVendorID", "InvoiceNum")}
 MAX_PROBLEMS = 100
 
@@ -93,7 +92,7 @@ class InboundRun(FlowRun):
         """Re-process one file after a mapping fix: posted records stay posted, failed ones retry."""
         self.ctx.trigger = "replay"
 
-        async def work(k: KineticClient, sftp: SftpClient) -> None:
+        async def work(k: KineticPort, sftp: PartnerFiles) -> None:
             await self._replay(k, sftp, file_id)
 
         return await self._lifecycle(work)
@@ -104,7 +103,7 @@ class InboundRun(FlowRun):
         unsettled = self.result.counts.get("files_open", 0)
         return "succeeded" if not bad and not unsettled else "partial"
 
-    async def _work(self, k: KineticClient, sftp: SftpClient) -> None:
+    async def _work(self, k: KineticPort, sftp: PartnerFiles) -> None:
         # 1. finish what a crashed run left open, oldest first
         attempted: set[int] = set()  # one attempt per file per run (a poison file is listed again)
         for f in self.ledger.files(flow=self.name, direction="inbound", states=INBOUND_OPEN):
@@ -148,7 +147,7 @@ class InboundRun(FlowRun):
 
     # --- one file through its states ------------------------------------------------------------
 
-    async def _process(self, k: KineticClient, sftp: SftpClient, f: FileRow, remote: RemoteFile | None = None) -> None:
+    async def _process(self, k: KineticPort, sftp: PartnerFiles, f: FileRow, remote: RemoteFile | None = None) -> None:
         self.ctx.progress.phase(f"file {f.name}")
         try:
             if f.state == "seen":
@@ -169,20 +168,21 @@ class InboundRun(FlowRun):
                 raise  # transient / fatal / connection / stop: the run ends, the next one resumes
             await poison.record_internal_error(self, sftp, f, exc)
 
-    async def _download(self, sftp: SftpClient, f: FileRow, remote: RemoteFile | None) -> FileRow:
+    async def _download(self, sftp: PartnerFiles, f: FileRow, remote: RemoteFile | None) -> FileRow:
         try:
             local = await sftp.download(remote or f.remote_path, self.staging, expected_size=f.size)
         except NotFoundError:
-            self.ledger.update_file(f.id, state="error", error="the file disappeared from the server before download")
+            gone = "the file disappeared from the server before download"
+            f = self.ledger.update_file(f.id, state="error", error=gone)
             self.audit("alert.file_vanished", subject=f.remote_path, outcome="error", details={"file_id": f.id})
             self.audit.flush()
             self.result.bump("files_error")
-            return self.ledger.file(f.id) or f
+            return f
         failpoint("inbound.after-download")
         earlier = self.ledger.same_content(self.name, local.sha256, exclude=f.id)
         with self.audit.transaction() as s:
             if earlier is not None and self.flow.on_duplicate == "skip":
-                self.ledger.update_file(
+                f = self.ledger.update_file(
                     f.id,
                     session=s,
                     state="duplicate",
@@ -199,7 +199,7 @@ class InboundRun(FlowRun):
                     details={"file_id": f.id, "duplicate_of": earlier.id, "sha256": local.sha256},
                 )
             else:
-                self.ledger.update_file(
+                f = self.ledger.update_file(
                     f.id,
                     session=s,
                     state="downloaded",
@@ -209,7 +209,6 @@ class InboundRun(FlowRun):
                 )
         self.result.bump("files_downloaded")
         self.ctx.progress.advance(files=1, nbytes=local.size)
-        f = self.ledger.file(f.id) or f
         if f.state == "duplicate":
             self.result.bump("files_duplicate")
             await self._move(sftp, f, self.flow.archive_folder)
@@ -248,7 +247,7 @@ class InboundRun(FlowRun):
     def _read_x12(self, f: FileRow) -> X12Parse:
         return x12_inbound.read_x12_file(self, f)
 
-    async def _parse(self, sftp: SftpClient, f: FileRow) -> FileRow:
+    async def _parse(self, sftp: PartnerFiles, f: FileRow) -> FileRow:
         self.ledger.clear_records(f.id)  # a crash mid-parse left a partial list; nothing was posted
         assert f.sha256 is not None
         acks: list[str] = []
@@ -292,7 +291,7 @@ class InboundRun(FlowRun):
         for p in problems[:20]:
             self.audit("record.rejected", subject=p["where"], outcome="error", details={"error": p["message"]})
         with self.audit.transaction() as s:
-            self.ledger.update_file(
+            f = self.ledger.update_file(
                 f.id, session=s, state="parsed", details={"records": total, "bad_records": bad, "acks": acks}
             )
             self.audit("file.parsed", subject=f.remote_path, details={"file_id": f.id, "records": total, "bad": bad})
@@ -300,9 +299,9 @@ class InboundRun(FlowRun):
         self.result.bump("records_read", total)
         if bad:
             self.result.bump("records_failed", bad)
-        return self.ledger.file(f.id) or f
+        return f
 
-    async def _write_ack(self, sftp: SftpClient, f: FileRow, text: str, name: str) -> str:
+    async def _write_ack(self, sftp: PartnerFiles, f: FileRow, text: str, name: str) -> str:
         """Written once: the name is fixed per inbound file, so a resumed run finds it already there."""
         assert self.flow.ack_folder is not None
         path = join(self.flow.ack_folder, name)
@@ -339,7 +338,7 @@ class InboundRun(FlowRun):
             if rec.idx == nxt and rec.fields is not None:
                 yield rec
 
-    async def _post(self, k: KineticClient, sftp: SftpClient, f: FileRow) -> None:
+    async def _post(self, k: KineticPort, sftp: PartnerFiles, f: FileRow) -> None:
         if f.state != "posting":
             self.ledger.update_file(f.id, state="posting", run_id=self.run_id)
         if f.local_path is None or not Path(f.local_path).is_file():
@@ -354,21 +353,20 @@ class InboundRun(FlowRun):
             await self._post_batch(k, f, batch)
         await self._finish(sftp, f)
 
-    async def _restage(self, sftp: SftpClient, f: FileRow) -> FileRow:
+    async def _restage(self, sftp: PartnerFiles, f: FileRow) -> FileRow:
         """The staged copy is gone (cleaned up, another machine): fetch it again and check it."""
         local = await sftp.download(str(f.details.get("moved_to") or f.remote_path), self.staging)
         if local.sha256 != f.sha256:
             local.path.unlink(missing_ok=True)
             raise FatalError(f"{f.remote_path} changed on the server while it was being posted (sha256 differs)")
-        self.ledger.update_file(f.id, local_path=str(local.path))
-        return self.ledger.file(f.id) or f
+        return self.ledger.update_file(f.id, local_path=str(local.path))
 
-    async def _post_batch(self, k: KineticClient, f: FileRow, batch: list[Parsed]) -> None:
+    async def _post_batch(self, k: KineticPort, f: FileRow, batch: list[Parsed]) -> None:
         await posting.post_batch(self, k, f, batch)  # the entity's recipe, from the registry
 
     # --- replay ---------------------------------------------------------------------------------
 
-    async def _replay(self, k: KineticClient, sftp: SftpClient, file_id: int) -> None:
+    async def _replay(self, k: KineticPort, sftp: PartnerFiles, file_id: int) -> None:
         f = self.ledger.file(file_id)
         if f is None or f.flow != self.name or f.direction != "inbound":
             raise NotFoundError(f"no inbound file {file_id} in flow {self.name}")
@@ -381,8 +379,7 @@ class InboundRun(FlowRun):
             f = await self._restage(sftp, f)
         rows = self.ledger.records(f.id)
         if not rows:  # rejected whole, or a duplicate: read it again with today's mapping
-            self.ledger.update_file(f.id, state="downloaded", error=None)
-            f = await self._parse(sftp, self.ledger.file(f.id) or f)
+            f = await self._parse(sftp, self.ledger.update_file(f.id, state="downloaded", error=None))
             if f.state != "parsed":
                 return
         else:
@@ -394,17 +391,16 @@ class InboundRun(FlowRun):
                     outcomes.append((rec.idx, "failed" if rec.error else "pending", {}, rec.error))
             with self.audit.transaction() as s:
                 self.ledger.settle_records(f.id, outcomes, session=s)
-                self.ledger.update_file(f.id, session=s, state="posting", error=None, run_id=self.run_id)
+                f = self.ledger.update_file(f.id, session=s, state="posting", error=None, run_id=self.run_id)
                 self.audit("replay.records", subject=f.remote_path,
                            details={"file_id": f.id, "retrying": sum(1 for o in outcomes if o[1] == "pending"),
                                     "still_failing": sum(1 for o in outcomes if o[1] == "failed"),
                                     "posted_before": sum(1 for r in rows if r.state == "posted")})  # fmt: skip
-            f = self.ledger.file(f.id) or f
         await self._post(k, sftp, f)
 
     # --- finishing ------------------------------------------------------------------------------
 
-    async def _finish(self, sftp: SftpClient, f: FileRow) -> None:
+    async def _finish(self, sftp: PartnerFiles, f: FileRow) -> None:
         states = self.ledger.record_states(f.id)
         open_ = sum(states.get(s, 0) for s in OPEN_RECORDS)
         if open_:
@@ -452,7 +448,7 @@ class InboundRun(FlowRun):
         self.result.files.append({"id": f.id, "name": f.name, "state": final, "records": states, "moved_to": moved})
         self.ctx.progress.note(f"{f.name}: {final} ({', '.join(f'{v} {k}' for k, v in sorted(states.items()))})")
 
-    async def _reject(self, sftp: SftpClient, f: FileRow, reason: str, problems: list[dict[str, str]]) -> None:
+    async def _reject(self, sftp: PartnerFiles, f: FileRow, reason: str, problems: list[dict[str, str]]) -> None:
         """The whole file to the error folder with ``NAME.error.json``, and an alert."""
         self.audit(
             "alert.file_rejected",
@@ -476,7 +472,7 @@ class InboundRun(FlowRun):
         self.ctx.progress.note(f"{f.name}: error ({reason})")
 
     async def _move(
-        self, sftp: SftpClient, f: FileRow, folder: str | None, sidecar: dict[str, Any] | None = None
+        self, sftp: PartnerFiles, f: FileRow, folder: str | None, sidecar: dict[str, Any] | None = None
     ) -> str | None:
         """Move the remote file out of the inbound folder (if a folder is set) + write its sidecar."""
         if folder is None:
@@ -498,7 +494,7 @@ class InboundRun(FlowRun):
                 "file_id": f.id,
                 "sha256": f.sha256,
                 "size": f.size,
-                "at": datetime.now(UTC).isoformat(),
+                "at": self.ctx.clock().isoformat(),
                 **sidecar,
             }
             name = (moved.rsplit("/", 1)[-1] if moved else f.name) + ".error.json"
@@ -541,7 +537,7 @@ class InboundRun(FlowRun):
 
     def _preview_file(self, name: str, local: str, size: int, sha256: str, remote_path: str | None = None) -> None:
         """Parse one local copy with the flow's layout and mapping; add what would be posted."""
-        now = datetime.now(UTC)
+        now = self.ctx.clock()
         # An in-memory row for the readers (never stored): they only read its name and path.
         fake = FileRow(0, self.name, "inbound", remote_path or local, size, 0, sha256, "downloaded", local,
                        None, None, {}, now, now)  # fmt: skip
@@ -552,7 +548,7 @@ class InboundRun(FlowRun):
                 parsed = self._read_x12(fake)
                 recs: Any = parsed.records
                 entry["acks"] = (
-                    x12_inbound.dry_run_acks(self.fmt, parsed) if self.flow.entity != "acknowledgments" else []
+                    x12_inbound.dry_run_acks(self.fmt, parsed, now) if self.flow.entity != "acknowledgments" else []
                 )
             else:
                 recs = self._records(fake)

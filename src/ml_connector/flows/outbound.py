@@ -22,15 +22,15 @@ from zoneinfo import ZoneInfo
 
 from ..config import CsvFormat, FixedWidthFormat, OutboundFlow, X12Format
 from ..errors import ConfigError, FatalError, MLConnectorError, NotFoundError, RecordError, UsageError
-from ..kinetic import KineticClient, odata
+from ..kinetic import odata
 from ..kinetic.entities import ENTITIES
 from ..mapping import outbound_mapper, resolve_format, source_fields
-from ..sftp import SftpClient
 from ..sftp.client import join, sha256_file
 from ..store.ledger import FileRow
 from . import poison
 from .base import FlowRun
 from .context import AuditBuffer, RunContext, RunResult, StopRequested, failpoint
+from .ports import KineticPort, PartnerFiles
 from .render import FlatRenderer, HashingFile, Renderer, X12Renderer
 
 
@@ -78,7 +78,7 @@ class OutboundRun(FlowRun):
         self.source = ENTITIES[flow.entity]  # service, entity set, child sets: the entity registry
         breakers = [b for b in self.source.tiebreak if b != self.cursor]
         self.tiebreak: str | None = breakers[0] if breakers else None
-        self.now = datetime.now(ZoneInfo(flow.timezone))
+        self.now = ctx.clock().astimezone(ZoneInfo(flow.timezone))
         self.partner_key = ""
         if isinstance(self.fmt, X12Format):
             p = self.fmt.partner
@@ -90,7 +90,7 @@ class OutboundRun(FlowRun):
         if self.dry_run:
             return await self._dry_run()
 
-        async def work(k: KineticClient, sftp: SftpClient) -> None:
+        async def work(k: KineticPort, sftp: PartnerFiles) -> None:
             await self._recover(sftp)
             await self._extract_and_deliver(k, sftp)
 
@@ -107,39 +107,24 @@ class OutboundRun(FlowRun):
         kept = Path(str(f.details.get("kept") or ""))
         if not kept.is_file() or sha256_file(kept) != f.sha256:
             raise FatalError(f"file {file_id}: the kept copy is gone (pruned?); it cannot be re-sent byte-identical")
-        if not self.lease.acquire():
-            self.result.state, self.result.error = "locked", f"flow {self.name} is running in another process"
-            return self.result
-        self.run_id = ledger.start_run(self.name, "outbound", "replay")
-        self.result.run_id = self.run_id
-        self.audit = AuditBuffer(self.ctx.store, self.name, self.run_id, observe=self.ctx.observe)
-        state, error = "failed", None
-        try:
+        self.ctx.trigger = "replay"
+
+        async def work(k: KineticPort, sftp: PartnerFiles) -> None:
+            # The one run lifecycle (lock, stale runs, stop, interruption, audit): replay is a run like any other.
             folder, name = f.remote_path.rsplit("/", 1)
-            async with self.ctx.sftp(self.flow.sftp, self.audit) as sftp:
-                final = await sftp.upload_atomic(kept, folder, name, on_conflict="overwrite", sha256=f.sha256)
+            final = await sftp.upload_atomic(kept, folder, name, on_conflict="overwrite", sha256=f.sha256)
             with self.audit.transaction() as s:
                 ledger.update_file(f.id, session=s, details={"replayed": int(f.details.get("replayed", 0)) + 1})
                 self.audit("replay.resent", subject=final, details={"file_id": f.id, "sha256": f.sha256,
-                                                                    "size": f.size})  # fmt: skip
+                                                                    "size": f.size, "replay_of": file_id})  # fmt: skip
             self.result.bump("files")
             self.result.files.append({"id": f.id, "remote_path": final, "size": f.size, "how": "re-sent (replay)"})
-            state = "succeeded"
-        except MLConnectorError as exc:
-            error = str(exc)
-            self.result.counts["exit_code"] = exc.exit_code
-        finally:
-            self.result.state, self.result.error = state, error
-            self.audit("run.end", subject=self.name, outcome="ok" if state == "succeeded" else "error",
-                       details={"state": state, "replay_of": file_id})  # fmt: skip
-            self.audit.flush()
-            ledger.finish_run(self.run_id, state, {"files": self.result.counts.get("files", 0)}, error)
-            self.lease.release()
-        return self.result
+
+        return await self._lifecycle(work)
 
     # --- recovery -------------------------------------------------------------------------------
 
-    async def _recover(self, sftp: SftpClient) -> None:
+    async def _recover(self, sftp: PartnerFiles) -> None:
         """Finish what a crashed run started: every pending intent ends delivered or abandoned."""
         ledger = self.ctx.store.ledger
         abandoned = False
@@ -156,7 +141,7 @@ class OutboundRun(FlowRun):
                 if leftover.is_file():
                     leftover.unlink(missing_ok=True)
 
-    async def _settle_intent(self, sftp: SftpClient, f: FileRow, target: str, *, move_watermark: bool = True,
+    async def _settle_intent(self, sftp: PartnerFiles, f: FileRow, target: str, *, move_watermark: bool = True,
                              operator: bool = False) -> bool:  # fmt: skip
         """Complete one pending intent: found on the server, or re-sent byte-identical to ``target``.
 
@@ -204,7 +189,7 @@ class OutboundRun(FlowRun):
         """``files resend ID``: complete a pending intent now, to ``folder`` or the flow's current folder."""
         f = self._pending(file_id)
 
-        async def work(k: KineticClient, sftp: SftpClient) -> None:
+        async def work(k: KineticPort, sftp: PartnerFiles) -> None:
             if not await self._settle_intent(sftp, f, folder or self.flow.folder, operator=True):
                 raise FatalError(f"file {file_id}: the staged copy is gone; it was abandoned, the next run re-extracts")
 
@@ -219,7 +204,7 @@ class OutboundRun(FlowRun):
         f = self._pending(file_id)
         folder, name = f.details["folder"], f.details["name"]
 
-        async def work(k: KineticClient, sftp: SftpClient) -> None:
+        async def work(k: KineticPort, sftp: PartnerFiles) -> None:
             if check_server:
                 for place in dict.fromkeys([folder, self.flow.folder]):
                     try:
@@ -278,7 +263,7 @@ class OutboundRun(FlowRun):
     def _payments_x12(self) -> bool:
         return self.flow.entity == "ap-payments" and isinstance(self.fmt, X12Format)
 
-    async def _pages(self, k: KineticClient) -> Any:
+    async def _pages(self, k: KineticPort) -> Any:
         after, after_tb = self._watermark()
         # An 820 needs each payment's APTran lines: read through the parent set ($expand), the
         # documented way; a $filter on the APTrans child set applies to CheckHed (or fails).
@@ -299,7 +284,7 @@ class OutboundRun(FlowRun):
                 await self._attach_payment_details(k, page)
             yield page
 
-    async def _attach_payment_details(self, k: KineticClient, page: list[dict[str, Any]]) -> None:
+    async def _attach_payment_details(self, k: KineticPort, page: list[dict[str, Any]]) -> None:
         """Each payment's APTran lines (expanded in the page) and its vendor: one batched read per page."""
         vendors_entity = ENTITIES["vendors"]
         nums = sorted({r["VendorNum"] for r in page})
@@ -330,7 +315,7 @@ class OutboundRun(FlowRun):
         renderer: Renderer
         control: dict[str, Any] = {}
         if isinstance(fmt, CsvFormat | FixedWidthFormat):
-            renderer = FlatRenderer(sink, fmt)
+            renderer = FlatRenderer(sink, fmt, self.now.astimezone(UTC))
         else:
             if self.dry_run:
                 isa13 = self.ctx.store.control_numbers.peek(self.partner_key, "ISA") + 1
@@ -344,7 +329,7 @@ class OutboundRun(FlowRun):
             control = {"isa13": f"{isa13:09d}", "gs06": str(gs06)}
         return _Open(renderer, local, name, seq, control=control)
 
-    async def _extract_and_deliver(self, k: KineticClient, sftp: SftpClient | None) -> None:
+    async def _extract_and_deliver(self, k: KineticPort, sftp: PartnerFiles | None) -> None:
         mapper = None if isinstance(self.fmt, X12Format) else outbound_mapper(self.fmt.columns)
         progress = self.ctx.progress
         progress.phase(f"extract {self.flow.entity}")
@@ -419,7 +404,7 @@ class OutboundRun(FlowRun):
                 empty = self._open(1)
                 await self._deliver(empty, sftp)
 
-    async def _deliver(self, current: _Open, sftp: SftpClient | None) -> None:
+    async def _deliver(self, current: _Open, sftp: PartnerFiles | None) -> None:
         renderer = current.renderer
         renderer.finish()
         sink = renderer.sink

@@ -15,7 +15,6 @@ errors end the run as before (the next run resumes every file).
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,8 +23,8 @@ from ..errors import MLConnectorError, RecordError
 from ..formats.x12.acks import build_ta1
 from ..formats.x12.model import InterchangeSummary, X12ParseError
 from ..formats.x12.reader import detect_delimiters
-from ..sftp import SftpClient
 from ..store.ledger import FileRow
+from .ports import PartnerFiles
 
 if TYPE_CHECKING:
     from .base import FlowRun
@@ -50,7 +49,7 @@ def describe(exc: BaseException) -> str:
     return text if len(text) <= MAX_ERROR_TEXT else text[: MAX_ERROR_TEXT - 1] + "…"
 
 
-async def record_internal_error(run: InboundRun, sftp: SftpClient, f: FileRow, exc: Exception) -> None:
+async def record_internal_error(run: InboundRun, sftp: PartnerFiles, f: FileRow, exc: Exception) -> None:
     """Count one failed attempt on ``f``; after ``max_file_attempts`` set the file aside."""
     current = run.ledger.file(f.id) or f
     limit = run.flow.max_file_attempts
@@ -85,7 +84,7 @@ async def record_internal_error(run: InboundRun, sftp: SftpClient, f: FileRow, e
     run.ledger.update_file(f.id, details={"poison": {"attempts": attempts, "error": error, "acks": acks}})
 
 
-async def _x12_rejection(run: InboundRun, sftp: SftpClient, f: FileRow) -> list[str]:
+async def _x12_rejection(run: InboundRun, sftp: PartnerFiles, f: FileRow) -> list[str]:
     """A TA1 ``R`` for the first interchange, when the flow acknowledges and its ISA can be read."""
     fmt = run.fmt
     if not isinstance(fmt, X12Format) or not fmt.ack or not run.flow.ack_folder:
@@ -105,7 +104,7 @@ async def _x12_rejection(run: InboundRun, sftp: SftpClient, f: FileRow) -> list[
 
     isa13 = run.ctx.store.control_numbers.allocate(ack_partner_key(ic), "ISA")[0]
     try:
-        ta1 = build_ta1(ic, isa13=isa13, when=datetime.now(UTC), note=TA1_NOTE, ack="R")
+        ta1 = build_ta1(ic, isa13=isa13, when=run.ctx.clock(), note=TA1_NOTE, ack="R")
     except Exception:  # best effort: the file goes to the error folder with or without its TA1
         log.warning("flow %s: no TA1 for %s: its ISA cannot be echoed", run.name, f.remote_path, exc_info=True)
         return []

@@ -24,9 +24,9 @@ from ..errors import (
     TransientError,
     UnknownOutcomeError,
 )
-from ..kinetic import KineticClient
 from ..kinetic.entities import entity as registry_entity
 from .context import failpoint
+from .ports import KineticPort
 
 if TYPE_CHECKING:
     from ..store.ledger import FileRow
@@ -37,7 +37,7 @@ RecordPoster = Callable[["Parsed"], Awaitable[dict[str, Any]]]
 _REPLY_ERRORS = (KeyError, IndexError, TypeError, ValueError)
 
 
-async def post_batch(run: InboundRun, k: KineticClient, f: FileRow, batch: list[Parsed]) -> None:
+async def post_batch(run: InboundRun, k: KineticPort, f: FileRow, batch: list[Parsed]) -> None:
     """Post one batch of a file's records and settle each in the record ledger."""
     run.ctx.check_stop()  # between batches: every record row is pending, posted or failed here
     run.lease.renew()
@@ -93,7 +93,7 @@ async def post_batch(run: InboundRun, k: KineticClient, f: FileRow, batch: list[
         raise stop[0]
 
 
-async def prepare(run: InboundRun, k: KineticClient, batch: list[Parsed]) -> RecordPoster:
+async def prepare(run: InboundRun, k: KineticPort, batch: list[Parsed]) -> RecordPoster:
     """The batch's lookups (by the entity's recipe), and the function that posts one record."""
     entity = run.flow.entity
     if entity == "acknowledgments":

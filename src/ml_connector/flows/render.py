@@ -6,7 +6,7 @@ import hashlib
 import io
 import os
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -18,6 +18,7 @@ from ..formats.fixedwidth import FixedWidthWriter
 from ..formats.x12.remit820 import Payment, RemittanceLine, payment_to_820
 from ..formats.x12.writer import Envelope, X12Writer
 from ..mapping import to_python
+from .ports import utc_clock
 
 
 class HashingFile(io.RawIOBase):
@@ -72,7 +73,7 @@ class FlatRenderer(Renderer):
 
     def __init__(self, sink: HashingFile, fmt: CsvFormat | FixedWidthFormat, when: datetime | None = None) -> None:
         super().__init__(sink)
-        self._when = when or datetime.now(UTC)
+        self._when = when or utc_clock()
         self._buffer = io.BufferedWriter(sink, 1 << 16)
         self._w: CsvWriter | FixedWidthWriter
         if isinstance(fmt, CsvFormat):

@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,12 +25,11 @@ from ..formats.x12.acks import build_997, build_ta1, read_acks
 from ..formats.x12.map820 import apply_mapping
 from ..formats.x12.model import InterchangeSummary, TransactionSet, X12ParseError
 from ..formats.x12.remit820 import PaymentAdvice, format_amount, interpret_820
-from ..kinetic import KineticClient
 from ..mapping import json_safe
-from ..sftp import SftpClient
 from ..store.ledger import FileRow
 from . import inbound as _inbound
 from .lookups import resolve_lookups
+from .ports import KineticPort, PartnerFiles
 
 if TYPE_CHECKING:
     from .inbound import InboundRun, Parsed, X12Parse
@@ -111,7 +110,7 @@ def read_x12_file(run: InboundRun, f: FileRow) -> X12Parse:
     return out
 
 
-async def parse_x12(run: InboundRun, sftp: SftpClient, f: FileRow) -> tuple[X12Parse, list[str]] | None:
+async def parse_x12(run: InboundRun, sftp: PartnerFiles, f: FileRow) -> tuple[X12Parse, list[str]] | None:
     """Read, check for a re-sent interchange, acknowledge; None when the file was a duplicate."""
     parsed = read_x12_file(run, f)
     if await check_interchanges(run, sftp, f, parsed):
@@ -131,7 +130,7 @@ async def parse_x12(run: InboundRun, sftp: SftpClient, f: FileRow) -> tuple[X12P
     return parsed, acks
 
 
-async def check_interchanges(run: InboundRun, sftp: SftpClient, f: FileRow, parsed: X12Parse) -> bool:
+async def check_interchanges(run: InboundRun, sftp: PartnerFiles, f: FileRow, parsed: X12Parse) -> bool:
     """A duplicate ISA13 from the same sender: TA1 025, no posting, file to the error folder.
 
     The file counts as rejected (``files_error``), so the run is partial and exits 1 like any
@@ -142,13 +141,13 @@ async def check_interchanges(run: InboundRun, sftp: SftpClient, f: FileRow, pars
         known = run.ledger.interchange("inbound", sender, receiver, ic.control_number)
         if known is not None and known["file_id"] != f.id:
             isa13 = run.ctx.store.control_numbers.allocate(ack_partner_key(ic), "ISA")[0]
-            ta1 = build_ta1(ic, isa13=isa13, when=datetime.now(UTC), note="025", ack="R")
+            ta1 = build_ta1(ic, isa13=isa13, when=run.ctx.clock(), note="025", ack="R")
             acks = [await run._write_ack(sftp, f, ta1, f"{f.name}.{f.id}.ta1")] if run.flow.ack_folder else []
             message = (
                 f"{f.name}: interchange {ic.control_number} from {sender} was already received "
                 f"(file {known['file_id']}); rejected with TA1 025"
             )
-            run.ledger.update_file(f.id, state="duplicate", error=message, details={"acks": acks})
+            f = run.ledger.update_file(f.id, state="duplicate", error=message, details={"acks": acks})
             run.audit(
                 "alert.duplicate_interchange",
                 subject=f.remote_path,
@@ -159,7 +158,7 @@ async def check_interchanges(run: InboundRun, sftp: SftpClient, f: FileRow, pars
             run.result.bump("files_error")
             moved = await run._move(
                 sftp,
-                run.ledger.file(f.id) or f,
+                f,
                 run.flow.error_folder,
                 sidecar={"reason": message, "problems": [{"where": f.name, "message": message}]},
             )
@@ -192,13 +191,13 @@ def ack_texts(fmt: X12Format, parsed: X12Parse, ic: InterchangeSummary, *, isa13
     return "997", plan.text, plan.groups_acknowledged, plan.ak9_codes
 
 
-async def acknowledge(run: InboundRun, sftp: SftpClient, f: FileRow, parsed: X12Parse) -> list[str]:
+async def acknowledge(run: InboundRun, sftp: PartnerFiles, f: FileRow, parsed: X12Parse) -> list[str]:
     """A 997 or 999 per interchange (never for 997/999/TA1 groups); a TA1 when asked or on envelope errors."""
     assert isinstance(run.fmt, X12Format)
     if run.fmt.ack == "none" or not run.flow.ack_folder or run.flow.entity == "acknowledgments":
         return []
     written = []
-    when = datetime.now(UTC)
+    when = run.ctx.clock()
     for n, ic in enumerate(parsed.interchanges):
         key = ack_partner_key(ic)
         if any(x.level == "interchange" for x in ic.findings) or ic.isa[14:15] == ["1"]:
@@ -247,20 +246,20 @@ def preview(advice: PaymentAdvice) -> dict[str, Any]:
     }
 
 
-def dry_run_acks(fmt: X12Format, parsed: X12Parse) -> list[str]:
+def dry_run_acks(fmt: X12Format, parsed: X12Parse, when: datetime) -> list[str]:
     """The 997/999 texts a real run would send (control numbers 1: nothing is allocated)."""
     if fmt.ack == "none":
         return []
     texts = []
     for ic in parsed.interchanges:
         if ic.groups:
-            _kind, text, _g, _c = ack_texts(fmt, parsed, ic, isa13=1, gs06=1, when=datetime.now(UTC))
+            _kind, text, _g, _c = ack_texts(fmt, parsed, ic, isa13=1, gs06=1, when=when)
             if text:
                 texts.append(text)
     return texts
 
 
-async def resolve_batch_lookups(run: InboundRun, k: KineticClient, batch: list[Parsed]) -> None:
+async def resolve_batch_lookups(run: InboundRun, k: KineticPort, batch: list[Parsed]) -> None:
     """Run the mapping's ``find`` steps for a batch of 820 records about to be posted."""
     if not isinstance(run.fmt, X12Format) or not any(m.find for m in run.fmt.mapping.values()):
         return

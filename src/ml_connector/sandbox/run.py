@@ -17,8 +17,8 @@ import asyncssh
 import uvicorn
 from rich.console import Console
 
-from ..sftp import EmbeddedSftpServer, SftpUser
 from .kinetic import KineticSandbox, SandboxOptions
+from .sftp_server import EmbeddedSftpServer, SftpUser
 
 
 @dataclass

@@ -1,18 +1,15 @@
 """SFTP transport: asyncssh client with pinned host keys, atomic upload, stable listing,
-verified download, moves; and an embedded server for the sandbox and tests."""
+verified download, moves. The embedded server for the sandbox and tests is in ``sandbox.sftp_server``."""
 
 from .client import Listing, LocalFile, RemoteFile, SftpClient, SftpOptions
 from .names import TempNaming, UnsafeNameError, check_remote_name
-from .server import EmbeddedSftpServer, SftpUser
 
 __all__ = [
-    "EmbeddedSftpServer",
     "Listing",
     "LocalFile",
     "RemoteFile",
     "SftpClient",
     "SftpOptions",
-    "SftpUser",
     "TempNaming",
     "UnsafeNameError",
     "check_remote_name",

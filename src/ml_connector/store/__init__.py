@@ -4,9 +4,11 @@ from .store import (
     AuditLog,
     AuditRecord,
     ConnectionStore,
+    ControlNumbers,
     FlowLocks,
     Store,
     StoredConnection,
+    Watermarks,
     utcnow,
 )
 

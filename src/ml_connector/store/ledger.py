@@ -25,13 +25,15 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from .. import states
 from . import models as m
 
 if TYPE_CHECKING:
     from .store import Store
 
-INBOUND_OPEN = ("seen", "downloaded", "parsed", "posting")
-REFUSED = "refused"  # a listed name never handled (unsafe, not a regular file): shown, alerted once
+# Plain strings (the enums' values) for the queries: drivers bind str, not every str subclass.
+INBOUND_OPEN = tuple(s.value for s in states.INBOUND_OPEN)
+REFUSED = states.FileState.REFUSED.value  # a listed name never handled (unsafe, not regular): shown, alerted once
 
 
 @dataclass(frozen=True)
@@ -286,10 +288,13 @@ class Ledger:
 
     def update_file(
         self, file_id: int, *, session: Session | None = None, details: dict[str, Any] | None = None, **values: Any
-    ) -> None:
-        """Set columns (``state``, ``sha256``, ``local_path``, ``error``, ``run_id``…); ``details`` merges."""
+    ) -> FileRow:
+        """Set columns (``state``, ``sha256``, ``local_path``, ``error``, ``run_id``…); ``details`` merges.
 
-        def apply(s: Session) -> None:
+        Returns the row as updated, so a caller never re-reads it after a transition.
+        """
+
+        def apply(s: Session) -> FileRow:
             row = s.get(m.FileEntry, file_id)
             if row is None:
                 raise KeyError(file_id)
@@ -298,12 +303,13 @@ class Ledger:
             if details:
                 row.details = {**(row.details or {}), **details}
             row.updated_at = self._now()
+            s.flush()
+            return _file(row)
 
         if session is not None:
-            apply(session)
-            return
+            return apply(session)
         with self._store.session() as s, s.begin():
-            apply(s)
+            return apply(s)
 
     def same_content(self, flow: str, sha256: str, exclude: int) -> FileRow | None:
         """An earlier inbound file of this flow with the same bytes that was (being) processed."""

@@ -22,8 +22,8 @@ from typing import Any, Protocol
 
 from ...errors import PostedRecordError, RecordError
 from .. import odata
-from ..client import KineticClient
 from ..entities import Entity
+from ..port import KineticPort
 
 Poster = Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -31,7 +31,7 @@ Poster = Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]
 class Recipe(Protocol):
     """What the entity registry's ``recipe`` points at."""
 
-    async def prepare(self, k: KineticClient, payloads: Sequence[Mapping[str, Any]],
+    async def prepare(self, k: KineticPort, payloads: Sequence[Mapping[str, Any]],
                       constants: Mapping[str, str]) -> Poster:  # fmt: skip
         """Batched lookups for ``payloads``; returns the function that posts one of them."""
         ...
@@ -66,7 +66,7 @@ class KeyIndex:
         return len(self.exact)
 
 
-async def lookup(k: KineticClient, entity: Entity, keys: Sequence[Mapping[str, Any]],
+async def lookup(k: KineticPort, entity: Entity, keys: Sequence[Mapping[str, Any]],
                  select: Sequence[str] | None = None) -> KeyIndex:  # fmt: skip
     """Existing rows by natural key: batches of keys, each read in pages under the row cap."""
     index = KeyIndex(entity.natural_key)
@@ -88,7 +88,7 @@ async def lookup(k: KineticClient, entity: Entity, keys: Sequence[Mapping[str, A
     return index
 
 
-async def read_ds(k: KineticClient, entity: Entity, row: Mapping[str, Any]) -> dict[str, Any]:
+async def read_ds(k: KineticPort, entity: Entity, row: Mapping[str, Any]) -> dict[str, Any]:
     """The record's full tableset (GetByID by GET, every key parameter)."""
     params = {p: row[f] for p, f in entity.by_id}
     return dict((await k.read(entity.service, "GetByID", params))["returnObj"])
@@ -124,7 +124,7 @@ def is_duplicate(exc: RecordError) -> bool:
     return "http 409" in text or "duplicate" in text or "already exists" in text
 
 
-async def lookup_loose(k: KineticClient, entity: Entity, field_name: str, value: str) -> dict[str, Any] | None:
+async def lookup_loose(k: KineticPort, entity: Entity, field_name: str, value: str) -> dict[str, Any] | None:
     """The row whose ``field_name`` equals ``value`` ignoring case and trailing spaces.
 
     For instances that compare IDs that way: the exact lookup missed, the add was refused as a

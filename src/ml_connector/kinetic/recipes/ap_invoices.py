@@ -21,8 +21,8 @@ from decimal import Decimal
 from typing import Any
 
 from ...errors import RecordError, UnknownOutcomeError
-from ..client import KineticClient
 from ..entities import ENTITIES
+from ..port import KineticPort
 from . import KeyIndex, Poster, ds_of, first_row, last_row, lookup, read_ds, refuse_posted
 
 ENTITY = ENTITIES["ap-invoices"]
@@ -57,7 +57,7 @@ def _day(value: Any) -> str:
     return str(value)[:10]
 
 
-async def _header(k: KineticClient, fields: Mapping[str, Any], vendor: Mapping[str, Any],
+async def _header(k: KineticPort, fields: Mapping[str, Any], vendor: Mapping[str, Any],
                   existing: Mapping[str, Any] | None, group: str, what: str) -> dict[str, Any]:  # fmt: skip
     """The header tableset, changed as the fields ask, ready for Update."""
     svc = ENTITY.service
@@ -86,7 +86,7 @@ async def _header(k: KineticClient, fields: Mapping[str, Any], vendor: Mapping[s
     return ds
 
 
-async def _lines(k: KineticClient, head: Mapping[str, Any], lines: Sequence[Mapping[str, Any]], group: str,
+async def _lines(k: KineticPort, head: Mapping[str, Any], lines: Sequence[Mapping[str, Any]], group: str,
                  what: str) -> None:  # fmt: skip
     """Line n of the record is InvoiceLine n: new ones added, existing ones updated (full row)."""
     svc = ENTITY.service
@@ -115,7 +115,7 @@ async def _lines(k: KineticClient, head: Mapping[str, Any], lines: Sequence[Mapp
 class APInvoiceRecipe:
     """AP invoices (invoice confirmations) from CSV / fixed-width files."""
 
-    async def prepare(self, k: KineticClient, payloads: Sequence[Mapping[str, Any]],
+    async def prepare(self, k: KineticPort, payloads: Sequence[Mapping[str, Any]],
                       constants: Mapping[str, str]) -> Poster:  # fmt: skip
         """Vendors by VendorID, then invoices by (VendorNum, InvoiceNum): two batched lookups."""
         ids = sorted({str(p.get("VendorNumVendorID") or "") for p in payloads} - {""})
@@ -151,7 +151,7 @@ class APInvoiceRecipe:
         return post
 
 
-async def upsert(k: KineticClient, fields: Mapping[str, Any], vendor: Mapping[str, Any],
+async def upsert(k: KineticPort, fields: Mapping[str, Any], vendor: Mapping[str, Any],
                  existing: Mapping[str, Any] | None, group: str, tries: int = 3) -> dict[str, Any]:  # fmt: skip
     """Create or update one invoice (and its lines); returns the saved header row."""
     key = {"VendorNum": vendor["VendorNum"], "InvoiceNum": fields["InvoiceNum"]}

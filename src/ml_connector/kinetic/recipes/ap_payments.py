@@ -31,8 +31,8 @@ from typing import Any
 
 from ...errors import RecordError, UnknownOutcomeError
 from .. import odata
-from ..client import KineticClient
 from ..entities import ENTITIES
+from ..port import KineticPort
 from . import Poster, ds_of, first_row, last_row, lookup, read_ds, refuse_posted
 
 ENTITY = ENTITIES["ap-payments"]
@@ -98,7 +98,7 @@ def payment_from(payload: Mapping[str, Any], constants: Mapping[str, str]) -> Pa
 class APPaymentRecipe:
     """AP payments from X12 820 remittance (the flow's target is ap-payments)."""
 
-    async def prepare(self, k: KineticClient, payloads: Sequence[Mapping[str, Any]],
+    async def prepare(self, k: KineticPort, payloads: Sequence[Mapping[str, Any]],
                       constants: Mapping[str, str]) -> Poster:  # fmt: skip
         """Vendors of the batch's payees in one lookup; each record then posts one payment."""
         ids = set()
@@ -120,21 +120,21 @@ class APPaymentRecipe:
         return post
 
 
-async def find_payment(k: KineticClient, vendor_num: int, check_num: int) -> dict[str, Any] | None:
+async def find_payment(k: KineticPort, vendor_num: int, check_num: int) -> dict[str, Any] | None:
     """The header with this (VendorNum, CheckNum), or None."""
     flt = odata.all_of(odata.compare("VendorNum", "eq", vendor_num), odata.compare("CheckNum", "eq", check_num))
     rows = await k.query(ENTITY.service, ENTITY.entity_set, filter=flt, orderby="HeadNum asc", top=2)
     return rows[0] if rows else None
 
 
-async def _empty_header(k: KineticClient, group: str) -> dict[str, Any] | None:
+async def _empty_header(k: KineticPort, group: str) -> dict[str, Any] | None:
     flt = odata.all_of(odata.compare("GroupID", "eq", group), odata.compare("VendorNum", "eq", 0),
                        odata.compare("CheckNum", "eq", 0))  # fmt: skip
     rows = await k.query(ENTITY.service, ENTITY.entity_set, filter=flt, orderby="HeadNum asc", top=1)
     return rows[0] if rows else None
 
 
-async def _new_header(k: KineticClient, pay: Payment, vendor: Mapping[str, Any], tries: int = 3) -> int:
+async def _new_header(k: KineticPort, pay: Payment, vendor: Mapping[str, Any], tries: int = 3) -> int:
     """A saved header carrying the vendor and check: an empty one reused, or CreateNewCheckHed."""
     svc = ENTITY.service
     what = f"payment {pay.check_num}"
@@ -176,7 +176,7 @@ async def _new_header(k: KineticClient, pay: Payment, vendor: Mapping[str, Any],
     return head_num
 
 
-async def post_payment(k: KineticClient, pay: Payment, vendor: Mapping[str, Any],
+async def post_payment(k: KineticPort, pay: Payment, vendor: Mapping[str, Any],
                        lock: asyncio.Lock | None = None) -> tuple[int, bool]:  # fmt: skip
     """Post one payment (idempotent by VendorNum + CheckNum); returns (HeadNum, created)."""
     vendor_num = int(vendor["VendorNum"])
@@ -193,7 +193,7 @@ async def post_payment(k: KineticClient, pay: Payment, vendor: Mapping[str, Any]
     return head_num, created
 
 
-async def _pay_line(k: KineticClient, head_num: int, invoice_num: str, paid: Any, what: str) -> None:
+async def _pay_line(k: KineticPort, head_num: int, invoice_num: str, paid: Any, what: str) -> None:
     svc = ENTITY.service
 
     async def current() -> dict[str, Any]:

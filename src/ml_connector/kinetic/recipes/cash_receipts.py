@@ -24,8 +24,8 @@ from decimal import Decimal
 from typing import Any
 
 from ...errors import RecordError, UnknownOutcomeError
-from ..client import KineticClient
 from ..entities import ENTITIES
+from ..port import KineticPort
 from . import KeyIndex, Poster, ds_of, first_row, last_row, lookup, read_ds, refuse_posted
 
 ENTITY = ENTITIES["cash-receipts"]
@@ -78,7 +78,7 @@ def receipt_from(payload: Mapping[str, Any], constants: Mapping[str, str]) -> Re
 class CashReceiptRecipe:
     """Cash receipts from X12 820 remittance (the flow's target is cash-receipts)."""
 
-    async def prepare(self, k: KineticClient, payloads: Sequence[Mapping[str, Any]],
+    async def prepare(self, k: KineticPort, payloads: Sequence[Mapping[str, Any]],
                       constants: Mapping[str, str]) -> Poster:  # fmt: skip
         """The batch's AR invoices (customer of each) in lookups under the row cap."""
         numbers: set[int] = set()
@@ -124,12 +124,12 @@ def _update_master(ds: Mapping[str, Any], group: str, table: str) -> dict[str, A
     return {"ds": ds, "ipGroupID": group, "ipTableName": table, "updGroupTotals": True, "ipIgnoreValidation": 0}
 
 
-async def _find(k: KineticClient, group: str, cust_num: int, check_ref: str) -> dict[str, Any] | None:
+async def _find(k: KineticPort, group: str, cust_num: int, check_ref: str) -> dict[str, Any] | None:
     key = {"GroupID": group, "CustNum": cust_num, "CheckRef": check_ref}
     return (await lookup(k, ENTITY, [key])).get((group, cust_num, check_ref))
 
 
-async def post_receipt(k: KineticClient, receipt: Receipt, customer: Mapping[str, Any],
+async def post_receipt(k: KineticPort, receipt: Receipt, customer: Mapping[str, Any],
                        tries: int = 3) -> tuple[dict[str, Any], bool]:  # fmt: skip
     """Post one receipt and apply it; returns (CashHead row, created)."""
     svc = ENTITY.service
@@ -163,7 +163,7 @@ async def post_receipt(k: KineticClient, receipt: Receipt, customer: Mapping[str
     return head, created
 
 
-async def _apply(k: KineticClient, head: Mapping[str, Any], invoice_num: int, amount: Decimal, what: str) -> None:
+async def _apply(k: KineticPort, head: Mapping[str, Any], invoice_num: int, amount: Decimal, what: str) -> None:
     """Apply part of a saved receipt to one AR invoice, once."""
     svc = ENTITY.service
 

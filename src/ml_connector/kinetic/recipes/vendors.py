@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...errors import RecordError, UnknownOutcomeError
-from ..client import KineticClient
 from ..entities import ENTITIES
+from ..port import KineticPort
 from . import Poster, ds_of, first_row, is_duplicate, last_row, lookup, lookup_loose, read_ds
 
 ENTITY = ENTITIES["vendors"]
@@ -20,7 +20,7 @@ ENTITY = ENTITIES["vendors"]
 METHODS: dict[str, tuple[str, ...]] = {"GetNewVendor": ("ds",), "GetByID": ("vendorNum",), "Update": ("ds",)}
 
 
-async def upsert(k: KineticClient, fields: Mapping[str, Any], existing: dict[str, Any] | None = None, *,
+async def upsert(k: KineticPort, fields: Mapping[str, Any], existing: dict[str, Any] | None = None, *,
                  looked_up: bool = False, tries: int = 3) -> tuple[dict[str, Any], bool]:  # fmt: skip
     """Create or update one vendor by VendorID; returns (saved row, created)."""
     vendor_id = str(fields.get("VendorID") or "")
@@ -62,7 +62,7 @@ async def upsert(k: KineticClient, fields: Mapping[str, Any], existing: dict[str
 class VendorRecipe:
     """Vendors from CSV / fixed-width files."""
 
-    async def prepare(self, k: KineticClient, payloads: Sequence[Mapping[str, Any]],
+    async def prepare(self, k: KineticPort, payloads: Sequence[Mapping[str, Any]],
                       constants: Mapping[str, str]) -> Poster:  # fmt: skip
         """One batched lookup by VendorID; a repeated VendorID in the batch looks again."""
         found = await lookup(k, ENTITY, [p for p in payloads if p.get("VendorID")])

@@ -304,7 +304,7 @@ def _summary(console: Console, home: Path, sandbox: KineticSandbox, sftp_root: P
     if not keep:
         console.print(
             "The demo home (a temporary folder) is removed now; 'ml-connector demo --home DIR' keeps everything in DIR "
-            "to look at afterwards.",
+            "to look at afterwards, with the commands to try and a login for the operator console.",
             highlight=False,
         )
         return

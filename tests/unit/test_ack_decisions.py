@@ -61,7 +61,9 @@ def statuses(text: str) -> list[AckStatus]:
 def test_good_820_gets_a_997_accepting_it_dated_by_the_run_clock(make_run: Any) -> None:
     run, fs = make_run("payments-in"), MemoryPartnerFiles()
     f = staged(run, fs, "/in820/pay.x12", x12_820(["T1", "T2"]))
-    written = asyncio.run(x12_inbound.acknowledge(run, fs, f, x12_inbound.read_x12_file(run, f)))
+    written = asyncio.run(
+        x12_inbound.acknowledge(run, fs, f, x12_inbound.read_x12_file(run, f.name, str(f.local_path)))
+    )
     assert len(written) == 1 and written[0].startswith("/acks-out/")
     text = fs.files[written[0]].decode()
     assert "*261120*1030*" in text  # ISA09/ISA10 from the context's clock, not the wall clock
@@ -74,7 +76,9 @@ def test_good_820_gets_a_997_accepting_it_dated_by_the_run_clock(make_run: Any) 
 def test_999_when_the_flow_asks_for_it(make_run: Any) -> None:
     run, fs = make_run("payments-in", ack="999"), MemoryPartnerFiles()
     f = staged(run, fs, "/in820/pay.x12", x12_820(["T1"]))
-    written = asyncio.run(x12_inbound.acknowledge(run, fs, f, x12_inbound.read_x12_file(run, f)))
+    written = asyncio.run(
+        x12_inbound.acknowledge(run, fs, f, x12_inbound.read_x12_file(run, f.name, str(f.local_path)))
+    )
     got = statuses(fs.files[written[0]].decode())
     assert got and {s.kind for s in got} == {"999"} and all(s.code == "A" for s in got)
 
@@ -84,7 +88,9 @@ def test_a_broken_set_is_rejected_in_the_997(make_run: Any) -> None:
     good = x12_820(["T1", "T2"])
     broken = good.replace("SE*", "SE*99", 1)  # the first set's segment count is wrong
     f = staged(run, fs, "/in820/pay.x12", broken)
-    written = asyncio.run(x12_inbound.acknowledge(run, fs, f, x12_inbound.read_x12_file(run, f)))
+    written = asyncio.run(
+        x12_inbound.acknowledge(run, fs, f, x12_inbound.read_x12_file(run, f.name, str(f.local_path)))
+    )
     by_set = {s.set_control: s for s in statuses(fs.files[written[0]].decode()) if s.set_control}
     assert by_set["0001"].code == "R" and not by_set["0001"].accepted
     assert by_set["0002"].code == "A"
@@ -96,7 +102,7 @@ def test_resent_interchange_gets_ta1_025_and_goes_to_the_error_folder(make_run: 
     run.ledger.add_interchange(direction="inbound", sender="ZZ:PAYER01", receiver="ZZ:MLCONNECTOR",
                                control_number="000000007", file_id=first.id, groups={}, state="accepted")  # fmt: skip
     again = staged(run, fs, "/in820/b.x12", x12_820(["T1"], isa13=7))
-    parsed = x12_inbound.read_x12_file(run, again)
+    parsed = x12_inbound.read_x12_file(run, again.name, str(again.local_path))
     assert asyncio.run(x12_inbound.check_interchanges(run, fs, again, parsed)) is True
     ta1 = [p for p in fs.files if p.startswith("/acks-out/")]
     assert len(ta1) == 1 and "TA1*000000007*" in fs.files[ta1[0]].decode() and "*R*025" in fs.files[ta1[0]].decode()

@@ -9,7 +9,8 @@ import pytest
 
 from ml_connector.errors import ConnectError, RecordError
 from ml_connector.flows import posting
-from ml_connector.flows.inbound import InboundRun, Parsed
+from ml_connector.flows.inbound import InboundRun
+from ml_connector.flows.parsed import Parsed
 from ml_connector.store.ledger import FileRow
 
 from .conftest import FakeKinetic

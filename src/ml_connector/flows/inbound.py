@@ -10,10 +10,8 @@ with the open ledger rows, so memory does not grow with the file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,44 +25,18 @@ from ..errors import (
 from ..formats.coerce import FormatError
 from ..formats.csvfile import CsvReader
 from ..formats.fixedwidth import FixedWidthReader
-from ..formats.x12.model import InterchangeSummary, TransactionSet
 from ..mapping import inbound_mapper, json_safe, natural_key, resolve_format
 from ..sftp.client import RemoteFile, join
 from ..store.ledger import INBOUND_OPEN, FileRow
-from . import poison, posting, refused, x12_inbound
+from . import poison, posting, preview, refused, x12_inbound
 from .base import FlowRun
-from .context import AuditBuffer, RunContext, RunResult, failpoint
+from .context import RunContext, RunResult, failpoint
+from .parsed import FileRejected, Parsed, X12Parse
 from .ports import KineticPort, PartnerFiles
 
 OPEN_RECORDS = tuple(s.value for s in states.OPEN_RECORDS)
 REQUIRED = {"vendors": ("VendorID",), "ap-invoices": ("VendorNumVendorID", "InvoiceNum")}
 MAX_PROBLEMS = 100
-
-
-@dataclass
-class Parsed:
-    """One record read from a file: where it is, its Epicor fields, or why it is unusable."""
-
-    idx: int
-    position: str
-    fields: dict[str, Any] | None
-    error: str | None = None
-    key: str | None = None
-
-
-@dataclass
-class X12Parse:
-    sets: list[TransactionSet]
-    interchanges: list[InterchangeSummary]
-    records: list[Parsed] = field(default_factory=list)
-
-
-class FileRejected(RecordError):
-    """The whole file goes to the error folder (unreadable, or bad records under reject-file)."""
-
-    def __init__(self, message: str, problems: list[dict[str, str]] | None = None) -> None:
-        super().__init__(message)
-        self.problems = problems or []
 
 
 class InboundRun(FlowRun):
@@ -216,15 +188,23 @@ class InboundRun(FlowRun):
 
     # --- parsing --------------------------------------------------------------------------------
 
-    def _records(self, f: FileRow) -> Iterator[Parsed]:
-        """The file's records in order (CSV / fixed-width), streaming."""
-        assert f.local_path is not None and self.mapper is not None
+    def _source(self, f: FileRow) -> Iterator[Parsed]:
+        """The staged file's records in order, whatever its format."""
+        if f.local_path is None:
+            raise FatalError(f"{f.remote_path}: no staged copy to read")
+        if isinstance(self.fmt, X12Format):
+            return iter(self._read_x12(f.name, f.local_path).records)
+        return self._records(f.name, f.local_path)
+
+    def _records(self, name: str, local: str | Path) -> Iterator[Parsed]:
+        """A local file's records in order (CSV / fixed-width), streaming."""
+        assert self.mapper is not None  # set in __init__ for every non-X12 format
         fmt = self.fmt
-        with Path(f.local_path).open("rb") as fh:
+        with Path(local).open("rb") as fh:
             reader = (
-                CsvReader(fh, fmt, name=f.name)
+                CsvReader(fh, fmt, name=name)
                 if isinstance(fmt, CsvFormat)
-                else FixedWidthReader(fh, fmt, name=f.name)
+                else FixedWidthReader(fh, fmt, name=name)
                 if isinstance(fmt, FixedWidthFormat)
                 else None
             )
@@ -234,7 +214,7 @@ class InboundRun(FlowRun):
                     yield Parsed(rec.index, rec.position, None, rec.error)
                     continue
                 try:
-                    fields = self.mapper(rec.values, f"{f.name}: {rec.position}")
+                    fields = self.mapper(rec.values, f"{name}: {rec.position}")
                 except RecordError as exc:
                     yield Parsed(rec.index, rec.position, None, str(exc))
                     continue
@@ -244,8 +224,8 @@ class InboundRun(FlowRun):
                     continue
                 yield Parsed(rec.index, rec.position, fields, None, natural_key(self.flow.entity, fields))
 
-    def _read_x12(self, f: FileRow) -> X12Parse:
-        return x12_inbound.read_x12_file(self, f)
+    def _read_x12(self, name: str, local: str | Path) -> X12Parse:
+        return x12_inbound.read_x12_file(self, name, local)
 
     async def _parse(self, sftp: PartnerFiles, f: FileRow) -> FileRow:
         self.ledger.clear_records(f.id)  # a crash mid-parse left a partial list; nothing was posted
@@ -259,7 +239,7 @@ class InboundRun(FlowRun):
             records: Any = iter(parsed.records)
         else:
             try:
-                records = self._records(f)
+                records = self._source(f)
                 first = next(records, None)
             except FormatError as exc:
                 raise FileRejected(str(exc), [{"where": f.name, "message": str(exc)}]) from None
@@ -329,7 +309,7 @@ class InboundRun(FlowRun):
         nxt = next(wanted, None)
         if nxt is None:
             return
-        source = iter(self._read_x12(f).records) if isinstance(self.fmt, X12Format) else self._records(f)
+        source = self._source(f)
         for rec in source:
             while nxt is not None and nxt < rec.idx:
                 nxt = next(wanted, None)
@@ -384,7 +364,7 @@ class InboundRun(FlowRun):
                 return
         else:
             failed = {r.idx for r in rows if r.state == "failed"}
-            source = iter(self._read_x12(f).records) if isinstance(self.fmt, X12Format) else self._records(f)
+            source = self._source(f)
             outcomes: list[tuple[int, str, dict[str, Any], str | None]] = []
             for rec in source:
                 if rec.idx in failed:
@@ -506,75 +486,7 @@ class InboundRun(FlowRun):
     # --- dry run --------------------------------------------------------------------------------
 
     async def _dry_run(self) -> RunResult:
-        """List, download to scratch and parse; show what would be posted. Nothing is changed.
-
-        With ``sample`` (``run --dry-run --file PATH``) the local file is parsed instead and no
-        SFTP server, Kinetic or ledger row is touched.
-        """
-        self.result.state = "dry-run"
-        if self.sample is not None:
-            sha = hashlib.sha256(self.sample.read_bytes()).hexdigest()
-            self._preview_file(self.sample.name, str(self.sample), self.sample.stat().st_size, sha)
-            return self.result
-        scratch = self.ctx.staging / "dry-run" / self.name
-        audit = AuditBuffer(self.ctx.store, self.name, None)
-        audit.limit = 10**9  # never written
-        async with self.ctx.sftp(self.flow.sftp, audit) as sftp:
-            listing = await sftp.list_ready(
-                self.flow.folder,
-                pattern=self.flow.pattern,
-                pattern_type=self.flow.pattern_type,
-                settle_s=0,
-                max_files=self.flow.max_files_per_poll,
-            )
-            for remote in listing.ready:
-                local = await sftp.download(remote, scratch)
-                try:
-                    self._preview_file(remote.name, str(local.path), remote.size, local.sha256, remote.path)
-                finally:
-                    local.path.unlink(missing_ok=True)
-        return self.result
-
-    def _preview_file(self, name: str, local: str, size: int, sha256: str, remote_path: str | None = None) -> None:
-        """Parse one local copy with the flow's layout and mapping; add what would be posted."""
-        now = self.ctx.clock()
-        # An in-memory row for the readers (never stored): they only read its name and path.
-        fake = FileRow(0, self.name, "inbound", remote_path or local, size, 0, sha256, "downloaded", local,
-                       None, None, {}, now, now)  # fmt: skip
-        entry: dict[str, Any] = {"name": name, "records": 0, "bad": 0, "problems": []}
-        limit = 50 if isinstance(self.fmt, X12Format) else 5
-        try:
-            if isinstance(self.fmt, X12Format):
-                parsed = self._read_x12(fake)
-                recs: Any = parsed.records
-                entry["acks"] = (
-                    x12_inbound.dry_run_acks(self.fmt, parsed, now) if self.flow.entity != "acknowledgments" else []
-                )
-            else:
-                recs = self._records(fake)
-            for rec in recs:
-                entry["records"] += 1
-                if rec.error:
-                    entry["bad"] += 1
-                    if len(entry["problems"]) < 20:
-                        entry["problems"].append(f"{rec.position}: {rec.error}")
-                elif len(self.result.preview) < limit and rec.fields:
-                    advice = rec.fields.get("advice")
-                    if advice is not None:
-                        self.result.preview.append(
-                            {"file": name, "record": rec.position, **x12_inbound.preview(advice)}
-                        )
-                    else:
-                        self.result.preview.append(
-                            {k: json_safe(v) for k, v in rec.fields.items() if k != "status"}
-                            or {"record": rec.position}
-                        )
-        except (FileRejected, FormatError) as exc:
-            entry["error"] = str(exc)
-        self.result.files.append(entry)
-        self.result.bump("records", entry["records"])
-        if entry["bad"] or "error" in entry:
-            self.result.bump("records_failed", entry["bad"])
+        return await preview.dry_run(self)
 
 
 def _chain(first: Parsed | None, rest: Iterator[Parsed]) -> Iterator[Parsed]:

@@ -30,7 +30,8 @@ from .ports import KineticPort
 
 if TYPE_CHECKING:
     from ..store.ledger import FileRow
-    from .inbound import InboundRun, Parsed
+    from .inbound import InboundRun
+    from .parsed import Parsed
 
 RecordPoster = Callable[["Parsed"], Awaitable[dict[str, Any]]]
 # A malformed reply (a field Kinetic left out) fails that record, never the batch.

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import InboundFlow, X12Format
-from ..errors import RecordError
+from ..errors import FatalError, RecordError
 from ..formats.x12 import read_x12
 from ..formats.x12.ack999 import build_999, business_ids_820
 from ..formats.x12.acks import build_997, build_ta1, read_acks
@@ -27,12 +27,12 @@ from ..formats.x12.model import InterchangeSummary, TransactionSet, X12ParseErro
 from ..formats.x12.remit820 import PaymentAdvice, format_amount, interpret_820
 from ..mapping import json_safe
 from ..store.ledger import FileRow
-from . import inbound as _inbound
 from .lookups import resolve_lookups
+from .parsed import FileRejected, Parsed, X12Parse
 from .ports import KineticPort, PartnerFiles
 
 if TYPE_CHECKING:
-    from .inbound import InboundRun, Parsed, X12Parse
+    from .inbound import InboundRun
 
 PAYMENT_ENTITIES = ("cash-receipts", "ap-payments")
 
@@ -63,30 +63,29 @@ def advice_record(run: InboundRun, idx: int, ts: TransactionSet, name: str) -> P
     errors = [x for x in [*ts.interchange.findings, *ts.group.findings, *ts.summary.findings] if x.severity == "error"]
     if advice is None or errors:
         message = "; ".join(str(x) for x in errors[:5]) or f"{where}: not a usable 820"
-        return _inbound.Parsed(idx, where, None, message)
+        return Parsed(idx, where, None, message)
     try:
         advice = apply_mapping(advice, fmt.mapping, f"{name}: {where}")
     except RecordError as exc:
-        return _inbound.Parsed(idx, where, None, str(exc))
+        return Parsed(idx, where, None, str(exc))
     if advice.mismatch is not None and amount_policy(run.flow, fmt) == "reject":
-        return _inbound.Parsed(
+        return Parsed(
             idx, where, None,
             f"{name}: {where}: BPR02 {format_amount(advice.amount)} differs from the sum of RMR04 "
             f"{format_amount(advice.paid_sum)} by {format_amount(advice.mismatch)} (on_amount_mismatch: reject)",
         )  # fmt: skip
-    return _inbound.Parsed(idx, where, {"advice": advice}, None, advice.trace_number)
+    return Parsed(idx, where, {"advice": advice}, None, advice.trace_number)
 
 
-def read_x12_file(run: InboundRun, f: FileRow) -> X12Parse:
-    """The file's records: acknowledgment statuses (entity acknowledgments) or 820 advices."""
-    assert f.local_path is not None
-    data = Path(f.local_path).read_bytes()
+def read_x12_file(run: InboundRun, name: str, local: str | Path) -> X12Parse:
+    """A local file's records: acknowledgment statuses (entity acknowledgments) or 820 advices."""
+    data = Path(local).read_bytes()
     try:
-        sets, reader = read_x12(data, name=f.name)
+        sets, reader = read_x12(data, name=name)
     except X12ParseError as exc:
-        message = str(exc) if str(exc).startswith(f.name) else f"{f.name}: {exc}"
-        raise _inbound.FileRejected(message, [{"where": f.name, "message": str(exc)}]) from None
-    out = _inbound.X12Parse(sets, reader.interchanges)
+        message = str(exc) if str(exc).startswith(name) else f"{name}: {exc}"
+        raise FileRejected(message, [{"where": name, "message": str(exc)}]) from None
+    out = X12Parse(sets, reader.interchanges)
     if run.flow.entity == "acknowledgments":
         first = reader.interchanges[0] if reader.interchanges else None
         ours = ":".join(first.receiver) if first else ""
@@ -97,22 +96,22 @@ def read_x12_file(run: InboundRun, f: FileRow) -> X12Parse:
                 if status.interchange
                 else f"group {status.group}" + (f" set {status.set_control}" if status.set_control else "")
             )
-            out.records.append(
-                _inbound.Parsed(idx, where, {"status": status, "ours": ours, "theirs": theirs}, None, where)
-            )
+            out.records.append(Parsed(idx, where, {"status": status, "ours": ours, "theirs": theirs}, None, where))
         return out
     for idx, ts in enumerate(sets):
         if ts.id != "820":
             where = _set_where(ts)
-            out.records.append(_inbound.Parsed(idx, where, None, f"{where}: transaction set {ts.id} is not an 820"))
+            out.records.append(Parsed(idx, where, None, f"{where}: transaction set {ts.id} is not an 820"))
             continue
-        out.records.append(advice_record(run, idx, ts, f.name))
+        out.records.append(advice_record(run, idx, ts, name))
     return out
 
 
 async def parse_x12(run: InboundRun, sftp: PartnerFiles, f: FileRow) -> tuple[X12Parse, list[str]] | None:
     """Read, check for a re-sent interchange, acknowledge; None when the file was a duplicate."""
-    parsed = read_x12_file(run, f)
+    if f.local_path is None:
+        raise FatalError(f"{f.remote_path}: no staged copy to read")
+    parsed = read_x12_file(run, f.name, f.local_path)
     if await check_interchanges(run, sftp, f, parsed):
         return None
     acks = await acknowledge(run, sftp, f, parsed)

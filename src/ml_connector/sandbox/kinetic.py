@@ -127,7 +127,6 @@ class SandboxOptions:
     accept_v1_datetime: bool = False  # also take v1-style datetime'2026-01-31T00:00:00' in $filter
     max_page: int | None = None  # older name for row_cap: cap every page at this many rows
     next_link: bool = False  # with a cap, say where the rest is in @odata.nextLink
-    database: str = "sqlite://"  # in memory; "sqlite:///path/sandbox.db" keeps state across restarts
     # --- strict rules (issue 13) ---
     strict_parameters: bool = True  # every declared method parameter must be present
     posted_read_only: bool = True  # posted APInvHed/CashHead/CheckHed (and their lines) refuse writes

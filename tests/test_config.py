@@ -132,7 +132,10 @@ flows:
             "schedule: 'every day' is not a valid cron",
         ),
         (("timezone: America/Chicago", "timezone: Mars/Olympus"), "timezone: unknown time zone"),
-        (("entity: ap-invoices", "entity: customers"), "flow 'invoices-to-partner': entity:"),
+        (
+            ("entity: ap-invoices", "entity: customers"),
+            "flow 'invoices-to-partner': entity: unknown entity 'customers' (entities: vendors, ap-invoices,",
+        ),
         (("folder: /outbound", "folder: outbound"), "folder: must be an absolute remote path"),
         (("cursor: SysRevID", "cursr: SysRevID"), "cursr: is not a known key"),
         (("      type: csv", "      type: xml"), "flow 'invoices-to-partner': format"),
@@ -275,3 +278,15 @@ def test_configuration_reference_has_no_python_repr_leftovers() -> None:
     assert "5 fields" in doc and "@daily" in doc  # the schedule rule the validator applies
     role = next(line for line in doc.splitlines() if line.startswith("| `role`"))
     assert "never posted" in role  # roles are read (docs/formats.md)
+
+
+def test_flow_entities_and_their_rules_come_from_the_registry() -> None:
+    """A flow may name exactly the registry's entities with a recipe; grouped ones need a GroupID."""
+    from ml_connector.config import OutboundFlow
+    from ml_connector.kinetic.entities import ENTITIES, flow_entities
+
+    assert set(flow_entities()) == {n for n, e in ENTITIES.items() if e.recipe_module}
+    assert "ar-invoices" not in flow_entities()  # lookup-only
+    assert {n for n, e in ENTITIES.items() if e.grouped} == {"ap-invoices", "ap-payments", "cash-receipts"}
+    schema = OutboundFlow.model_json_schema()["properties"]["entity"]
+    assert schema["enum"] == list(flow_entities())

@@ -13,6 +13,7 @@ from __future__ import annotations
 import codecs
 import re
 import string
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -31,17 +32,31 @@ from pydantic import (
 from .console.settings import ConsoleSettings
 from .errors import ConfigError
 
-Entity = Literal["vendors", "ap-invoices", "ap-payments", "cash-receipts"]
-InboundEntity = Literal["vendors", "ap-invoices", "ap-payments", "cash-receipts", "acknowledgments"]
+# Entity names come from the registry (kinetic/entities.py), which imports this module for
+# ``Column``: read it lazily, at validation time, so adding an entity touches only the registry.
+ACKNOWLEDGMENTS = "acknowledgments"  # inbound partner 997/TA1: our own ledger, not a Kinetic entity
 
-# Default cursor per entity (DESIGN.md section 3): Vendor has no date column, only SysRevID.
-DEFAULT_CURSOR: dict[str, str] = {
-    "vendors": "SysRevID",
-    "ap-invoices": "SysRevID",
-    "ap-payments": "SysRevID",
-    "cash-receipts": "SysRevID",
-}
-GROUPED_ENTITIES = ("ap-invoices", "ap-payments", "cash-receipts")
+
+def _registry() -> Any:
+    from .kinetic import entities
+
+    return entities
+
+
+def _entity_enum(inbound: bool) -> Callable[[dict[str, Any]], None]:
+    def extra(schema: dict[str, Any]) -> None:
+        schema["enum"] = [*_registry().flow_entities(), *([ACKNOWLEDGMENTS] if inbound else [])]
+
+    return extra
+
+
+def _check_entity(value: str, *, inbound: bool) -> str:
+    names = [*_registry().flow_entities(), *([ACKNOWLEDGMENTS] if inbound else [])]
+    if value not in names:
+        raise ValueError(f"unknown entity {value!r} (entities: {', '.join(names)})")
+    return value
+
+
 CRON_ALIASES = ("@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -406,7 +421,7 @@ class _FlowBase(_Model):
 
 class OutboundFlow(_FlowBase):
     direction: Literal["outbound"] = Field(description="Kinetic -> file -> SFTP")
-    entity: Entity = Field(description="what is read from Kinetic")
+    entity: str = Field(description="what is read from Kinetic", json_schema_extra=_entity_enum(False))
     cursor: str | None = Field(None, description="cursor field; default per entity")
     filter: str | None = Field(None, description="extra OData $filter ANDed to the cursor filter")
     page_size: int = Field(500, ge=1, le=10000, description="rows per OData page ($top)")
@@ -421,14 +436,23 @@ class OutboundFlow(_FlowBase):
         "fail", description="the final remote name exists already"
     )
 
+    @field_validator("entity")
+    @classmethod
+    def _entity(cls, value: str) -> str:
+        return _check_entity(value, inbound=False)
+
     @property
     def cursor_field(self) -> str:
-        return self.cursor or DEFAULT_CURSOR[self.entity]
+        cursor: str = self.cursor or _registry().entity(self.entity).cursor
+        return cursor
 
 
 class InboundFlow(_FlowBase):
     direction: Literal["inbound"] = Field(description="SFTP -> file -> Kinetic")
-    entity: InboundEntity = Field(description="what the records become in Kinetic (acknowledgments: partner 997/TA1)")
+    entity: str = Field(
+        description="what the records become in Kinetic (acknowledgments: partner 997/TA1)",
+        json_schema_extra=_entity_enum(True),
+    )
     pattern: str = Field("*", description="which file names in folder belong to this flow")
     pattern_type: Literal["glob", "regex"] = "glob"
     archive_folder: str | None = Field(
@@ -452,6 +476,11 @@ class InboundFlow(_FlowBase):
         "error", description="where a file with failed records goes: the error folder or the archive"
     )
 
+    @field_validator("entity")
+    @classmethod
+    def _entity(cls, value: str) -> str:
+        return _check_entity(value, inbound=True)
+
     @model_validator(mode="after")
     def _pattern(self) -> InboundFlow:
         if self.pattern_type == "regex":
@@ -459,7 +488,8 @@ class InboundFlow(_FlowBase):
                 re.compile(self.pattern)
             except re.error as exc:
                 raise ValueError(f"pattern: not a valid regular expression ({exc})") from None
-        if self.entity in GROUPED_ENTITIES and "GroupID" not in self.constants:
+        grouped = self.entity != ACKNOWLEDGMENTS and _registry().entity(self.entity).grouped
+        if grouped and "GroupID" not in self.constants:
             raise ValueError(f"constants.GroupID: entity {self.entity} posts into a group; name it here")
         if self.entity == "acknowledgments" and not isinstance(self.format, X12Format):
             raise ValueError("format: acknowledgments are X12 (997, 999 or TA1)")

@@ -98,6 +98,11 @@ def render() -> str:
         for name, info in model.model_fields.items():
             desc = (info.description or "").replace("|", "\\|")
             kind = _type(info)
+            extra = info.json_schema_extra
+            if callable(extra):  # names taken from a registry at run time (entity: kinetic/entities.py)
+                schema: dict[str, Any] = {}
+                extra(schema)
+                kind = " / ".join(str(v) for v in schema.get("enum", [])) or kind
             lines.append(f"| `{name}` | {kind} | {_default(info)} | {desc} |")
         lines.append("")
     lines += X12_DEFAULTS

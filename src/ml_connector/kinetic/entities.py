@@ -69,6 +69,7 @@ class Entity:
     lookups: dict[str, tuple[str, str]] = field(default_factory=dict)  # display field -> (entity, its field)
     fields: frozenset[str] = frozenset()
     recipe_module: str | None = None  # kinetic/recipes/<module>.py; None: a lookup-only entity
+    grouped: bool = False  # posts into a group (APInvGrp, APChkGrp, CashGrp): inbound flows name constants.GroupID
     label: str = ""  # how messages name one record
 
     def recipe(self) -> Recipe:
@@ -167,6 +168,7 @@ ENTITIES: dict[str, Entity] = {
         lookups={"VendorNumVendorID": ("vendors", "VendorID")},
         fields=APINVHED_FIELDS,
         recipe_module="ap_invoices",
+        grouped=True,
         label="AP invoice",
     ),
     "ap-payments": Entity(
@@ -194,6 +196,7 @@ ENTITIES: dict[str, Entity] = {
         lookups={"VendorNumVendorID": ("vendors", "VendorID")},
         fields=CHECKHED_FIELDS,
         recipe_module="ap_payments",
+        grouped=True,
         label="AP payment",
     ),
     "cash-receipts": Entity(
@@ -216,6 +219,7 @@ ENTITIES: dict[str, Entity] = {
         ),
         fields=CASHHEAD_FIELDS,
         recipe_module="cash_receipts",
+        grouped=True,
         label="cash receipt",
     ),
     # AR invoices are only looked up (the invoices a cash receipt applies to).
@@ -231,6 +235,11 @@ ENTITIES: dict[str, Entity] = {
         label="AR invoice",
     ),
 }  # fmt: skip
+
+
+def flow_entities() -> tuple[str, ...]:
+    """Entities a flow may name (those with a recipe; lookup-only entities are not)."""
+    return tuple(name for name, e in ENTITIES.items() if e.recipe_module is not None)
 
 
 def entity(name: str) -> Entity:

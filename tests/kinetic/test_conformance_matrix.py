@@ -70,12 +70,12 @@ async def scenario(k: KineticClient, run: Running) -> dict[str, Any]:
     out["invoice2"] = await post(k, "ap-invoices", [{**invoice, "InvoiceAmt": Decimal("325.00"), "lines": more}],
                                   GroupID="SEED01")  # fmt: skip
     # AP payment with lines, posted twice (the replay creates nothing).
-    pay = {"advice": Advice("55001", Decimal("10.00"), [Line("INV-003-1", Decimal("6.00")),
-                                                       Line("INV-003-2", Decimal("4.00"))], "V0003")}  # fmt: skip
+    pay = Advice("55001", Decimal("10.00"), [Line("INV-003-1", Decimal("6.00")),
+                                                       Line("INV-003-2", Decimal("4.00"))], "V0003")  # fmt: skip
     out["payment"] = await post(k, "ap-payments", [pay, pay], GroupID="CHK01")
     # Cash receipt applied to two of customer 2's invoices, twice.
-    cash = {"advice": Advice("MX-TRN-1", Decimal("80.00"), [Line("1001", Decimal("30.00")),
-                                                           Line("1005", Decimal("50.00"))])}  # fmt: skip
+    cash = Advice("MX-TRN-1", Decimal("80.00"), [Line("1001", Decimal("30.00")),
+                                                           Line("1005", Decimal("50.00"))])  # fmt: skip
     out["cash"] = await post(k, "cash-receipts", [cash, cash], GroupID="CASH01")
     # Reads as the outbound flows do them: a date cursor, and payments with their lines.
     changed: list[dict[str, Any]] = []

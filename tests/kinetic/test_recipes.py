@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import pytest
 
 from ml_connector.errors import ConfigError, FatalError, PostedRecordError, RecordError, ScopeDeniedError
+from ml_connector.formats.x12.remit820 import PaymentAdvice, RemittanceLine
 from ml_connector.kinetic import KineticClient, KineticOptions
 from ml_connector.kinetic.entities import ENTITIES
 from ml_connector.kinetic.recipes import ap_payments, lookup, vendors
@@ -54,21 +54,21 @@ def spy_methods(run: Running) -> list[tuple[str, dict[str, Any]]]:
     return seen
 
 
-@dataclass
-class Line:
-    invoice_num: str
-    paid: Decimal
+def Line(invoice_num: str, paid: Decimal) -> RemittanceLine:
+    """One RMR loop: an invoice and the amount paid on it."""
+    return RemittanceLine(invoice_num, paid)
 
 
-@dataclass
-class Advice:
-    """The attributes of an 820 payment advice the recipes read (formats.x12.remit820.PaymentAdvice)."""
-
-    trace_number: str
-    amount: Decimal
-    lines: list[Line]
-    payee_id: str | None = None
-    payment_date: date | None = date(2026, 11, 20)
+def Advice(
+    trace_number: str, amount: Decimal, lines: list[RemittanceLine], payee_id: str | None = None,
+    payment_date: date | None = date(2026, 11, 20),
+) -> PaymentAdvice:  # fmt: skip
+    """An 820 payment advice as the reader makes it, with what the recipes read filled in."""
+    return PaymentAdvice(
+        trace_number=trace_number, payment_date=payment_date, amount=amount, handling="I", method="CHK",
+        credit_debit="C", currency=None, payer_name="PAYER", payer_id=None, payee_name=None, payee_id=payee_id,
+        set_control="0001", lines=list(lines),
+    )  # fmt: skip
 
 
 async def all_pages(k: KineticClient, service: str, entity_set: str, cursor: str, after: Any,
@@ -166,8 +166,8 @@ def test_cash_receipt_sequence_and_idempotent_application(sandbox: Running) -> N
     advice = Advice("TRN-4529952", Decimal("150.00"), [Line("1005", Decimal("100.00")), Line("1009", Decimal("50.00"))])
 
     async def body(k: KineticClient) -> Any:
-        first = await post(k, "cash-receipts", [{"advice": advice}], GroupID="CASH01")
-        again = [await post(k, "cash-receipts", [{"advice": advice}], GroupID="CASH01") for _ in range(2)]
+        first = await post(k, "cash-receipts", [advice], GroupID="CASH01")
+        again = [await post(k, "cash-receipts", [advice], GroupID="CASH01") for _ in range(2)]
         heads = await k.query(CASH, "CashRecs", filter="CheckRef eq 'TRN-4529952'", expand=["CashDtls"])
         ar = await k.query("Erp.BO.ARInvoiceSvc", "ARInvoices", filter="InvoiceNum eq 1005 or InvoiceNum eq 1009",
                            orderby="InvoiceNum asc")  # fmt: skip
@@ -184,11 +184,11 @@ def test_cash_receipt_sequence_and_idempotent_application(sandbox: Running) -> N
 def test_cash_receipt_for_an_unknown_invoice_is_a_record_error(sandbox: Running) -> None:
     advice = Advice("TRN-X", Decimal("1.00"), [Line("999999", Decimal("1.00"))])
     with pytest.raises(RecordError, match="999999 is not an AR invoice"):
-        go(sandbox, lambda k: post(k, "cash-receipts", [{"advice": advice}], GroupID="CASH01"))
+        go(sandbox, lambda k: post(k, "cash-receipts", [advice], GroupID="CASH01"))
 
 
 def _payment(check: int, *lines: str, amount: str = "10.00") -> dict[str, Any]:
-    return {"advice": Advice(str(check), Decimal(amount), [Line(i, Decimal("5.00")) for i in lines], "V0003")}
+    return Advice(str(check), Decimal(amount), [Line(i, Decimal("5.00")) for i in lines], "V0003")
 
 
 def test_ap_payment_sequence_follows_the_evidence(sandbox: Running) -> None:
@@ -309,8 +309,8 @@ def test_vendor_create_then_update_sends_the_whole_row(sandbox: Running) -> None
 
 def test_registry_payment_input_validation() -> None:
     with pytest.raises(RecordError, match="TRN02 'ABC' is not a check number"):
-        ap_payments.payment_from({"advice": Advice("ABC", Decimal("1"), [], "V1")}, {"GroupID": "G"})
+        ap_payments.payment_from(Advice("ABC", Decimal("1"), [], "V1"), {"GroupID": "G"})
     with pytest.raises(RecordError, match="N104"):
-        ap_payments.payment_from({"advice": Advice("1", Decimal("1"), [])}, {"GroupID": "G"})
+        ap_payments.payment_from(Advice("1", Decimal("1"), []), {"GroupID": "G"})
     with pytest.raises(RecordError, match="GroupID is required"):
-        ap_payments.payment_from({"advice": Advice("1", Decimal("1"), [], "V1")}, {})
+        ap_payments.payment_from(Advice("1", Decimal("1"), [], "V1"), {})

@@ -16,6 +16,7 @@ from ml_connector.errors import RecordError
 from ml_connector.flows import posting, x12_inbound
 from ml_connector.flows.inbound import InboundRun
 from ml_connector.flows.memfs import MemoryPartnerFiles
+from ml_connector.flows.parsed import AckLine
 from ml_connector.formats.x12 import read_x12
 from ml_connector.formats.x12.acks import AckStatus, read_acks
 from ml_connector.formats.x12.remit820 import Payment, RemittanceLine, payment_to_820
@@ -121,8 +122,8 @@ def _ours(run: InboundRun, isa13: str = "000000042", gs06: str = "42") -> tuple[
     return int(found["id"]), f
 
 
-def ack(status: AckStatus) -> dict[str, Any]:
-    return {"status": status, "ours": "ZZ:US", "theirs": "ZZ:THEM"}
+def ack(status: AckStatus) -> AckLine:
+    return AckLine(status, "ZZ:US", "ZZ:THEM")
 
 
 def test_partner_997_accepting_our_group_accepts_the_interchange_and_file(make_run: Any) -> None:

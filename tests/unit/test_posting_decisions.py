@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from ml_connector.errors import ConnectError, RecordError
 from ml_connector.flows import posting
 from ml_connector.flows.inbound import InboundRun
 from ml_connector.flows.parsed import Parsed
+from ml_connector.formats.x12.remit820 import PaymentAdvice
 from ml_connector.store.ledger import FileRow
 
 from .conftest import FakeKinetic
@@ -96,7 +98,12 @@ def test_unreachable_kinetic_stops_the_batch_and_leaves_the_rest_sending(make_ru
 
 def test_lookup_error_fails_the_record_without_a_call(make_run: Any) -> None:
     run, k = make_run("vendors-in"), FakeKinetic()
-    rec = Parsed(0, "line 2", {"VendorID": "VL", "lookup_error": "customer 'ACME' matches 2 records"}, None, "VL")
+    advice = PaymentAdvice(
+        trace_number="VL", payment_date=None, amount=Decimal("1"), handling="I", method="CHK", credit_debit="C",
+        currency=None, payer_name=None, payer_id=None, payee_name="ACME", payee_id=None, set_control="0001",
+        lookup_errors=["customer 'ACME' matches 2 records"],
+    )  # fmt: skip
+    rec = Parsed(0, "ST 0001", advice, None, "VL")
     rows = post(run, k, [rec, Parsed(1, "line 3", None, "line 3: Name is too long")])
     assert rows[0].state == "failed" and "matches 2 records" in (rows[0].error or "")
     assert rows[1].state == "failed" and "too long" in (rows[1].error or "")

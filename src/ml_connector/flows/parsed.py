@@ -10,7 +10,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import RecordError
+from ..formats.x12.acks import AckStatus
 from ..formats.x12.model import InterchangeSummary, TransactionSet
+from ..formats.x12.remit820 import PaymentAdvice
+
+
+@dataclass(frozen=True)
+class AckLine:
+    """One verdict of a partner's 997/999/TA1 on something we sent (parties as ``QUAL:ID``)."""
+
+    status: AckStatus
+    ours: str  # the ack's receiver: us
+    theirs: str  # the ack's sender: the partner
+
+
+# What a record carries to posting: mapped Epicor fields (CSV, fixed-width), an 820 payment advice
+# read by meaning, or a partner acknowledgment applied to our own ledger.
+Payload = dict[str, Any] | PaymentAdvice | AckLine
 
 
 @dataclass
@@ -19,7 +35,7 @@ class Parsed:
 
     idx: int
     position: str
-    fields: dict[str, Any] | None
+    fields: Payload | None
     error: str | None = None
     key: str | None = None
 

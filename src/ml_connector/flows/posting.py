@@ -12,7 +12,7 @@ Partner 997/TA1 acknowledgments are "posted" to our own ledger instead (``apply_
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import (
@@ -24,14 +24,17 @@ from ..errors import (
     TransientError,
     UnknownOutcomeError,
 )
+from ..formats.x12.remit820 import PaymentAdvice
 from ..kinetic.entities import entity as registry_entity
+from ..kinetic.recipes import Payload as RecipePayload
 from .context import failpoint
+from .parsed import AckLine
 from .ports import KineticPort
 
 if TYPE_CHECKING:
     from ..store.ledger import FileRow
     from .inbound import InboundRun
-    from .parsed import Parsed
+    from .parsed import Parsed, Payload
 
 RecordPoster = Callable[["Parsed"], Awaitable[dict[str, Any]]]
 # A malformed reply (a field Kinetic left out) fails that record, never the batch.
@@ -100,35 +103,44 @@ async def prepare(run: InboundRun, k: KineticPort, batch: list[Parsed]) -> Recor
     if entity == "acknowledgments":
 
         async def ack(rec: Parsed) -> dict[str, Any]:
-            return apply_ack(run, _fields(rec))
+            line = _payload(rec)
+            if not isinstance(line, AckLine):
+                raise RecordError(f"{rec.position}: not a 997/999/TA1 acknowledgment")
+            return apply_ack(run, line)
 
         return ack
     from . import x12_inbound
 
     await x12_inbound.resolve_batch_lookups(run, k, batch)  # the X12 mapping's 'find' steps
     recipe = registry_entity(entity).recipe()
-    ready = [r for r in batch if r.fields is not None and not r.fields.get("lookup_error")]
-    post = await recipe.prepare(k, [r.fields for r in ready if r.fields is not None], run.flow.constants)
+    ready: list[RecipePayload] = [
+        p
+        for p in (r.fields for r in batch)
+        if p is not None and not isinstance(p, AckLine) and not (isinstance(p, PaymentAdvice) and p.lookup_errors)
+    ]
+    post = await recipe.prepare(k, ready, run.flow.constants)
 
     async def record(rec: Parsed) -> dict[str, Any]:
-        fields = _fields(rec)
-        if fields.get("lookup_error"):  # nothing is posted for a value Kinetic could not resolve
-            raise RecordError(str(fields["lookup_error"]))
-        return await post(fields)
+        payload = _payload(rec)
+        if isinstance(payload, PaymentAdvice) and payload.lookup_errors:
+            # Nothing is posted for a value Kinetic could not resolve to exactly one record.
+            raise RecordError("; ".join(payload.lookup_errors))
+        if isinstance(payload, AckLine):
+            raise RecordError(f"{rec.position}: an acknowledgment is not a {run.flow.entity} record")
+        return await post(payload)
 
     return record
 
 
-def _fields(rec: Parsed) -> Mapping[str, Any]:
+def _payload(rec: Parsed) -> Payload:
     if rec.fields is None:  # parse errors are settled as failed before posting; never posted
         raise RecordError(rec.error or "the record could not be read")
     return rec.fields
 
 
-def apply_ack(run: InboundRun, fields: Mapping[str, Any]) -> dict[str, Any]:
+def apply_ack(run: InboundRun, line: AckLine) -> dict[str, Any]:
     """A partner's 997/TA1 line: mark our outbound interchange (and file) accepted or rejected."""
-    status = fields["status"]
-    ours, theirs = fields["ours"], fields["theirs"]  # the ack travels partner -> us
+    status, ours, theirs = line.status, line.ours, line.theirs  # the ack travels partner -> us
     verdict = "accepted" if status.accepted else "rejected"
     found = None
     if status.interchange:

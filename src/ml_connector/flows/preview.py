@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import X12Format
 from ..formats.coerce import FormatError
+from ..formats.x12.remit820 import PaymentAdvice
 from ..mapping import json_safe
 from . import x12_inbound
 from .context import AuditBuffer, RunResult
-from .parsed import FileRejected
+from .parsed import AckLine, FileRejected, Parsed
 
 if TYPE_CHECKING:
     from .inbound import InboundRun
@@ -65,6 +66,7 @@ def preview_file(run: InboundRun, name: str, local: Path, sha256: str) -> None:
             )
         else:
             recs = run._records(name, local)
+        rec: Parsed
         for rec in recs:
             entry["records"] += 1
             if rec.error:
@@ -72,13 +74,15 @@ def preview_file(run: InboundRun, name: str, local: Path, sha256: str) -> None:
                 if len(entry["problems"]) < 20:
                     entry["problems"].append(f"{rec.position}: {rec.error}")
             elif len(result.preview) < limit and rec.fields:
-                advice = rec.fields.get("advice")
-                if advice is not None:
-                    result.preview.append({"file": name, "record": rec.position, **x12_inbound.preview(advice)})
+                payload = rec.fields
+                if isinstance(payload, PaymentAdvice):
+                    result.preview.append({"file": name, "record": rec.position, **x12_inbound.preview(payload)})
+                elif isinstance(payload, AckLine):
+                    status = payload.status
+                    result.preview.append({"file": name, "record": rec.position, "kind": status.kind,
+                                           "accepted": status.accepted, "codes": list(status.errors)})  # fmt: skip
                 else:
-                    result.preview.append(
-                        {k: json_safe(v) for k, v in rec.fields.items() if k != "status"} or {"record": rec.position}
-                    )
+                    result.preview.append({k: json_safe(v) for k, v in payload.items()} or {"record": rec.position})
     except (FileRejected, FormatError) as exc:
         entry["error"] = str(exc)
     result.files.append(entry)

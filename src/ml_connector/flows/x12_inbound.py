@@ -28,7 +28,7 @@ from ..formats.x12.remit820 import PaymentAdvice, format_amount, interpret_820
 from ..mapping import json_safe
 from ..store.ledger import FileRow
 from .lookups import resolve_lookups
-from .parsed import FileRejected, Parsed, X12Parse
+from .parsed import AckLine, FileRejected, Parsed, X12Parse
 from .ports import KineticPort, PartnerFiles
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def advice_record(run: InboundRun, idx: int, ts: TransactionSet, name: str) -> P
             f"{name}: {where}: BPR02 {format_amount(advice.amount)} differs from the sum of RMR04 "
             f"{format_amount(advice.paid_sum)} by {format_amount(advice.mismatch)} (on_amount_mismatch: reject)",
         )  # fmt: skip
-    return Parsed(idx, where, {"advice": advice}, None, advice.trace_number)
+    return Parsed(idx, where, advice, None, advice.trace_number)
 
 
 def read_x12_file(run: InboundRun, name: str, local: str | Path) -> X12Parse:
@@ -96,7 +96,7 @@ def read_x12_file(run: InboundRun, name: str, local: str | Path) -> X12Parse:
                 if status.interchange
                 else f"group {status.group}" + (f" set {status.set_control}" if status.set_control else "")
             )
-            out.records.append(Parsed(idx, where, {"status": status, "ours": ours, "theirs": theirs}, None, where))
+            out.records.append(Parsed(idx, where, AckLine(status, ours, theirs), None, where))
         return out
     for idx, ts in enumerate(sets):
         if ts.id != "820":
@@ -116,7 +116,7 @@ async def parse_x12(run: InboundRun, sftp: PartnerFiles, f: FileRow) -> tuple[X1
         return None
     acks = await acknowledge(run, sftp, f, parsed)
     for rec in parsed.records:
-        advice = (rec.fields or {}).get("advice")
+        advice = rec.fields
         if isinstance(advice, PaymentAdvice) and advice.mismatch is not None:
             run.audit(
                 "x12.amount_mismatch", subject=f"{f.name}: {rec.position}", outcome="warning",
@@ -262,10 +262,5 @@ async def resolve_batch_lookups(run: InboundRun, k: KineticPort, batch: list[Par
     """Run the mapping's ``find`` steps for a batch of 820 records about to be posted."""
     if not isinstance(run.fmt, X12Format) or not any(m.find for m in run.fmt.mapping.values()):
         return
-    advices = [r.fields["advice"] for r in batch if r.fields and isinstance(r.fields.get("advice"), PaymentAdvice)]
-    await resolve_lookups(k, advices, run.fmt.mapping)
-    for rec in batch:
-        advice = (rec.fields or {}).get("advice")
-        if isinstance(advice, PaymentAdvice) and advice.lookup_errors:
-            # Nothing is posted for a value Kinetic could not resolve to exactly one record.
-            rec.fields = {**(rec.fields or {}), "lookup_error": "; ".join(advice.lookup_errors)}
+    advices = [r.fields for r in batch if isinstance(r.fields, PaymentAdvice)]
+    await resolve_lookups(k, advices, run.fmt.mapping)  # sets advice.lookup_errors: posting refuses those

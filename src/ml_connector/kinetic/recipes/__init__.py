@@ -21,20 +21,30 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from ...errors import PostedRecordError, RecordError
+from ...formats.x12.remit820 import PaymentAdvice
 from .. import odata
 from ..entities import Entity
 from ..port import KineticPort
 
-Poster = Callable[[Mapping[str, Any]], Awaitable[dict[str, Any]]]
+# What a recipe posts: mapped fields (CSV, fixed-width), or an 820 payment advice read by meaning.
+Payload = Mapping[str, Any] | PaymentAdvice
+Poster = Callable[[Payload], Awaitable[dict[str, Any]]]
 
 
 class Recipe(Protocol):
     """What the entity registry's ``recipe`` points at."""
 
-    async def prepare(self, k: KineticPort, payloads: Sequence[Mapping[str, Any]],
+    async def prepare(self, k: KineticPort, payloads: Sequence[Payload],
                       constants: Mapping[str, str]) -> Poster:  # fmt: skip
         """Batched lookups for ``payloads``; returns the function that posts one of them."""
         ...
+
+
+def plain(payload: Payload, entity: str) -> Mapping[str, Any]:
+    """Mapped fields; an 820 advice given to an entity that is not posted from one is a record error."""
+    if isinstance(payload, PaymentAdvice):
+        raise RecordError(f"{entity} are posted from CSV or fixed-width fields, not from an 820 payment advice")
+    return payload
 
 
 def _loose(value: Any) -> Any:

@@ -21,9 +21,10 @@ from decimal import Decimal
 from typing import Any
 
 from ...errors import RecordError, UnknownOutcomeError
+from ...formats.x12.remit820 import PaymentAdvice
 from ..entities import ENTITIES
 from ..port import KineticPort
-from . import KeyIndex, Poster, ds_of, first_row, last_row, lookup, read_ds, refuse_posted
+from . import KeyIndex, Payload, Poster, ds_of, first_row, last_row, lookup, plain, read_ds, refuse_posted
 
 ENTITY = ENTITIES["ap-invoices"]
 VENDORS = ENTITIES["vendors"]
@@ -115,20 +116,22 @@ async def _lines(k: KineticPort, head: Mapping[str, Any], lines: Sequence[Mappin
 class APInvoiceRecipe:
     """AP invoices (invoice confirmations) from CSV / fixed-width files."""
 
-    async def prepare(self, k: KineticPort, payloads: Sequence[Mapping[str, Any]],
+    async def prepare(self, k: KineticPort, payloads: Sequence[Payload],
                       constants: Mapping[str, str]) -> Poster:  # fmt: skip
         """Vendors by VendorID, then invoices by (VendorNum, InvoiceNum): two batched lookups."""
-        ids = sorted({str(p.get("VendorNumVendorID") or "") for p in payloads} - {""})
+        rows = [p for p in payloads if not isinstance(p, PaymentAdvice)]
+        ids = sorted({str(p.get("VendorNumVendorID") or "") for p in rows} - {""})
         vendors = await lookup(k, VENDORS, [{"VendorID": i} for i in ids])
         keys = []
-        for p in payloads:
+        for p in rows:
             v = vendors.get((str(p.get("VendorNumVendorID") or ""),))
             if v is not None and p.get("InvoiceNum"):
                 keys.append({"VendorNum": v["VendorNum"], "InvoiceNum": p["InvoiceNum"]})
         found = await lookup(k, ENTITY, keys) if keys else KeyIndex(ENTITY.natural_key)
         seen: set[tuple[Any, ...]] = set()
 
-        async def post(fields: Mapping[str, Any]) -> dict[str, Any]:
+        async def post(payload: Payload) -> dict[str, Any]:
+            fields = plain(payload, "AP invoices")
             vid = str(fields.get("VendorNumVendorID") or "")
             vendor = vendors.get((vid,))
             if vendor is None:

@@ -30,10 +30,11 @@ from decimal import Decimal
 from typing import Any
 
 from ...errors import RecordError, UnknownOutcomeError
+from ...formats.x12.remit820 import PaymentAdvice
 from .. import odata
 from ..entities import ENTITIES
 from ..port import KineticPort
-from . import Poster, ds_of, first_row, last_row, lookup, read_ds, refuse_posted
+from . import Payload, Poster, ds_of, first_row, last_row, lookup, read_ds, refuse_posted
 
 ENTITY = ENTITIES["ap-payments"]
 VENDORS = ENTITIES["vendors"]
@@ -66,10 +67,11 @@ class Payment:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def payment_from(payload: Mapping[str, Any], constants: Mapping[str, str]) -> Payment:
-    """A ``Payment`` from an 820 advice (``payload["advice"]``) or from plain fields."""
-    advice = payload.get("advice")
-    group = str(constants.get("GroupID") or payload.get("GroupID") or "")
+def payment_from(payload: Payload, constants: Mapping[str, str]) -> Payment:
+    """A ``Payment`` from an 820 payment advice or from plain fields."""
+    advice = payload if isinstance(payload, PaymentAdvice) else None
+    fields: Mapping[str, Any] = {} if isinstance(payload, PaymentAdvice) else payload
+    group = str(constants.get("GroupID") or fields.get("GroupID") or "")
     if not group:
         raise RecordError("GroupID is required (set constants.GroupID on the flow)")
     if advice is not None:
@@ -84,31 +86,30 @@ def payment_from(payload: Mapping[str, Any], constants: Mapping[str, str]) -> Pa
         return Payment(group, str(advice.payee_id), check, date, advice.amount, lines,
                        constants.get("BankAcctID"))  # fmt: skip
     try:
-        check = int(payload.get("CheckNum") or 0)
+        check = int(fields.get("CheckNum") or 0)
     except (TypeError, ValueError):
-        raise RecordError(f"CheckNum {payload.get('CheckNum')!r} is not a number") from None
-    vendor = str(payload.get("VendorNumVendorID") or "")
+        raise RecordError(f"CheckNum {fields.get('CheckNum')!r} is not a number") from None
+    vendor = str(fields.get("VendorNumVendorID") or "")
     if not vendor or not check:
         raise RecordError("VendorNumVendorID and CheckNum are required")
-    amount = Decimal(str(payload.get("CheckAmt") or 0))
-    bank = payload.get("BankAcctID") or constants.get("BankAcctID")
-    return Payment(group, vendor, check, payload.get("CheckDate"), amount, tuple(payload.get("lines") or ()), bank)
+    amount = Decimal(str(fields.get("CheckAmt") or 0))
+    bank = fields.get("BankAcctID") or constants.get("BankAcctID")
+    return Payment(group, vendor, check, fields.get("CheckDate"), amount, tuple(fields.get("lines") or ()), bank)
 
 
 class APPaymentRecipe:
     """AP payments from X12 820 remittance (the flow's target is ap-payments)."""
 
-    async def prepare(self, k: KineticPort, payloads: Sequence[Mapping[str, Any]],
+    async def prepare(self, k: KineticPort, payloads: Sequence[Payload],
                       constants: Mapping[str, str]) -> Poster:  # fmt: skip
         """Vendors of the batch's payees in one lookup; each record then posts one payment."""
         ids = set()
         for p in payloads:
-            advice = p.get("advice")
-            ids.add(str(advice.payee_id if advice is not None else p.get("VendorNumVendorID") or ""))
+            ids.add(str(p.payee_id if isinstance(p, PaymentAdvice) else p.get("VendorNumVendorID") or ""))
         vendors = await lookup(k, VENDORS, [{"VendorID": i} for i in sorted(ids - {""})])
         locks: dict[str, asyncio.Lock] = {}
 
-        async def post(payload: Mapping[str, Any]) -> dict[str, Any]:
+        async def post(payload: Payload) -> dict[str, Any]:
             pay = payment_from(payload, constants)
             vendor = vendors.get((pay.vendor_id,))
             if vendor is None:

@@ -24,9 +24,10 @@ from decimal import Decimal
 from typing import Any
 
 from ...errors import RecordError, UnknownOutcomeError
+from ...formats.x12.remit820 import PaymentAdvice
 from ..entities import ENTITIES
 from ..port import KineticPort
-from . import KeyIndex, Poster, ds_of, first_row, last_row, lookup, read_ds, refuse_posted
+from . import KeyIndex, Payload, Poster, ds_of, first_row, last_row, lookup, read_ds, refuse_posted
 
 ENTITY = ENTITIES["cash-receipts"]
 AR_INVOICES = ENTITIES["ar-invoices"]
@@ -55,11 +56,11 @@ class Receipt:
     extra: tuple[tuple[str, Any], ...] = ()
 
 
-def receipt_from(payload: Mapping[str, Any], constants: Mapping[str, str]) -> Receipt:
-    """A ``Receipt`` from an 820 advice (``payload["advice"]``)."""
-    advice = payload.get("advice")
-    if advice is None:
+def receipt_from(payload: Payload, constants: Mapping[str, str]) -> Receipt:
+    """A ``Receipt`` from an 820 payment advice."""
+    if not isinstance(payload, PaymentAdvice):
         raise RecordError("a cash receipt is read from an 820 payment advice")
+    advice = payload
     group = str(constants.get("GroupID") or "")
     if not group:
         raise RecordError("GroupID is required (set constants.GroupID on the flow)")
@@ -78,13 +79,12 @@ def receipt_from(payload: Mapping[str, Any], constants: Mapping[str, str]) -> Re
 class CashReceiptRecipe:
     """Cash receipts from X12 820 remittance (the flow's target is cash-receipts)."""
 
-    async def prepare(self, k: KineticPort, payloads: Sequence[Mapping[str, Any]],
+    async def prepare(self, k: KineticPort, payloads: Sequence[Payload],
                       constants: Mapping[str, str]) -> Poster:  # fmt: skip
         """The batch's AR invoices (customer of each) in lookups under the row cap."""
         numbers: set[int] = set()
         for p in payloads:
-            advice = p.get("advice")
-            for ln in getattr(advice, "lines", ()):
+            for ln in p.lines if isinstance(p, PaymentAdvice) else ():
                 if str(ln.invoice_num).isdigit():
                     numbers.add(int(ln.invoice_num))
         invoices = (
@@ -98,7 +98,7 @@ class CashReceiptRecipe:
             else KeyIndex(AR_INVOICES.natural_key)
         )
 
-        async def post(payload: Mapping[str, Any]) -> dict[str, Any]:
+        async def post(payload: Payload) -> dict[str, Any]:
             receipt = receipt_from(payload, constants)
             for num, _ in receipt.lines:
                 if invoices.get((num,)) is None:

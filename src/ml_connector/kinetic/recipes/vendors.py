@@ -10,9 +10,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...errors import RecordError, UnknownOutcomeError
+from ...formats.x12.remit820 import PaymentAdvice
 from ..entities import ENTITIES
 from ..port import KineticPort
-from . import Poster, ds_of, first_row, is_duplicate, last_row, lookup, lookup_loose, read_ds
+from . import Payload, Poster, ds_of, first_row, is_duplicate, last_row, lookup, lookup_loose, plain, read_ds
 
 ENTITY = ENTITIES["vendors"]
 
@@ -62,13 +63,15 @@ async def upsert(k: KineticPort, fields: Mapping[str, Any], existing: dict[str, 
 class VendorRecipe:
     """Vendors from CSV / fixed-width files."""
 
-    async def prepare(self, k: KineticPort, payloads: Sequence[Mapping[str, Any]],
+    async def prepare(self, k: KineticPort, payloads: Sequence[Payload],
                       constants: Mapping[str, str]) -> Poster:  # fmt: skip
         """One batched lookup by VendorID; a repeated VendorID in the batch looks again."""
-        found = await lookup(k, ENTITY, [p for p in payloads if p.get("VendorID")])
+        rows = [p for p in payloads if not isinstance(p, PaymentAdvice)]
+        found = await lookup(k, ENTITY, [p for p in rows if p.get("VendorID")])
         seen: set[str] = set()
 
-        async def post(fields: Mapping[str, Any]) -> dict[str, Any]:
+        async def post(payload: Payload) -> dict[str, Any]:
+            fields = plain(payload, "vendors")
             key = str(fields.get("VendorID") or "")
             if not key:
                 raise RecordError("VendorID is required")

@@ -14,7 +14,7 @@ from ml_connector.errors import ConfigError, NotFoundError, SecretDecryptError, 
 from ml_connector.secrets import Keyring, Secret, generate_key
 from ml_connector.store import Store
 from ml_connector.store import models as m
-from ml_connector.store.db import current_revision, head_revision
+from ml_connector.store.db import SCHEMA_HEAD, current_revision, head_revision
 
 CANARIES = {
     "host": "canary-host-8f3a.example",
@@ -226,3 +226,8 @@ def test_watermark_moves_only_with_its_transaction(store: Store) -> None:
         store.watermarks.set("out", "SysRevID", "99", run_id="r2", session=s)
         raise RuntimeError("the delivery failed: the transaction rolls back")
     assert store.watermarks.get("out") == ("SysRevID", "42")
+
+
+def test_schema_head_constant_is_alembics_head() -> None:
+    """Opening a store at SCHEMA_HEAD skips Alembic: the constant must follow every new migration."""
+    assert head_revision() == SCHEMA_HEAD

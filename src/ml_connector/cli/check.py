@@ -6,19 +6,18 @@ import asyncio
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from ..config import X12Format, load_flows
-from ..connections import EpicorSettings
 from ..errors import ConnectError, MLConnectorError, UsageError
-from ..kinetic import KineticClient, KineticOptions
-from ..kinetic.check import fit_check
-from ..mapping import resolve_format, source_fields
 from ._app import _open_store, _state, connections_app, out
+
+# The check's modules (config models, httpx, the registry) load when the command runs, not for --help.
 
 
 def _flow_scope(ctx: typer.Context, name: str) -> tuple[list[str], dict[str, list[str]]]:
     """The entities the flows on this connection use, and the Epicor fields their mappings name."""
+    from ..config import X12Format, load_flows
+    from ..mapping import resolve_format, source_fields
+
     home = _state(ctx).home
     if not home.flows_file.exists():
         raise UsageError(f"--flows: no flows file at {home.flows_file}")
@@ -45,6 +44,12 @@ def check_connection(
     as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
     """Check that a Kinetic instance fits this connection: scope, row cap, literals, methods, fields."""
+    from rich.table import Table
+
+    from ..connections import EpicorSettings
+    from ..kinetic import KineticClient, KineticOptions
+    from ..kinetic.check import fit_check
+
     home = _state(ctx).home
     with _open_store(ctx) as store:
         settings = store.connections.settings(name, home.keyring())

@@ -130,22 +130,26 @@ vendors-fw-in:
     assert "e-short.txt" in json.dumps(side) and "line" in json.dumps(side["problems"])
 
 
+# 820 remittance -> cash receipts, with 997s in /acks (test_poison uses it too).
+REMIT_IN = """
+remit-in:
+  direction: inbound
+  epicor: kinetic
+  entity: cash-receipts
+  sftp: sftp
+  folder: "{base}/inbound"
+  pattern: "*.820"
+  archive_folder: "{base}/archive"
+  error_folder: "{base}/error"
+  ack_folder: "{base}/acks"
+  settle_seconds: 0
+  constants: {GroupID: CASH01}
+  format: {type: x12, set: "820"}
+"""
+
+
 def test_820_to_cash_receipts_with_997_and_duplicate_isa13(env: Env) -> None:
-    env.flows("""
-    remit-in:
-      direction: inbound
-      epicor: kinetic
-      entity: cash-receipts
-      sftp: sftp
-      folder: "{base}/inbound"
-      pattern: "*.820"
-      archive_folder: "{base}/archive"
-      error_folder: "{base}/error"
-      ack_folder: "{base}/acks"
-      settle_seconds: 0
-      constants: {GroupID: CASH01}
-      format: {type: x12, set: "820"}
-    """)
+    env.flows(REMIT_IN)
     # One receipt pays one customer's invoices (1001 and 1005 are customer 2's in the seed).
     good = x12_820([payment("CHK-9001", [("1001", "100.00"), ("1005", "50.00")]),
                     payment("CHK-9002", [("1003", "75.25")])])  # fmt: skip

@@ -18,24 +18,9 @@ import ml_connector.flows.x12_inbound as x12_inbound_mod
 from ml_connector.formats.x12 import read_x12
 
 from .conftest import Env
-from .test_inbound import VENDORS_IN, payment, vendor_csv, x12_820
+from .test_inbound import REMIT_IN, VENDORS_IN, payment, vendor_csv, x12_820
 
 GOLDEN_820 = Path(__file__).parents[1] / "formats" / "golden" / "820_004010.edi"
-REMIT_IN = """
-remit-in:
-  direction: inbound
-  epicor: kinetic
-  entity: cash-receipts
-  sftp: sftp
-  folder: "{base}/inbound"
-  pattern: "*.820"
-  archive_folder: "{base}/archive"
-  error_folder: "{base}/error"
-  ack_folder: "{base}/acks"
-  settle_seconds: 0
-  constants: {GroupID: CASH01}
-  format: {type: x12, set: "820"}
-"""
 FW_IN = """
 vendors-fw-in:
   direction: inbound

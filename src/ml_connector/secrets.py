@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
+# cryptography loads when a key is used, not with this module: the log filter imports REVEALED
+# at every command's start.
 from .errors import MasterKeyError, SecretDecryptError, UsageError
 
 MASTER_KEY_ENV: Final = "ML_CONNECTOR_MASTER_KEY"
@@ -104,6 +103,8 @@ def encode_key(key: bytes) -> str:
 
 
 def generate_key() -> bytes:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     return AESGCM.generate_key(bit_length=KEY_BYTES * 8)
 
 
@@ -150,6 +151,8 @@ class Keyring:
         key_id = self.active_id
         nonce = os.urandom(NONCE_BYTES)
         aad = _aad(context, key_id)
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         return key_id, _FORMAT_VERSION + nonce + AESGCM(self.keys[0]).encrypt(nonce, plaintext, aad)
 
     def open(self, key_id: str, blob: bytes, *, context: str) -> bytes:
@@ -158,6 +161,9 @@ class Keyring:
         if len(blob) < 1 + NONCE_BYTES + 16 or blob[:1] != _FORMAT_VERSION:
             raise SecretDecryptError(f"{context}: stored ciphertext is malformed")
         nonce, body = blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :]
+        from cryptography.exceptions import InvalidTag
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         try:
             return AESGCM(key).decrypt(nonce, body, _aad(context, key_id))
         except InvalidTag:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from ml_connector.flows.context import RunResult
 from ml_connector.states import OPEN_FILES, FileState, RecordState, RunState
-from ml_connector.store import Store
-from ml_connector.store.health import flow_health
+from ml_connector.store.health import FlowHealth
+from ml_connector.store.rows import RunRow
 
 
 def test_enums_equal_the_stored_text() -> None:
@@ -21,18 +23,18 @@ def test_exit_code_is_a_field_of_the_result_not_a_count() -> None:
     assert RunResult("f", "inbound", "r1", RunState.STOPPED, error_exit_code=3).exit_code == 0
 
 
-def test_health_counts_failed_records_error_and_open_files(store: Store) -> None:
-    ledger = store.ledger
-    run_id = ledger.start_run("vendors-in", "inbound", "test")
-    ledger.finish_run(run_id, RunState.SUCCEEDED, {})
-    last = ledger.runs("vendors-in", limit=1)[0]
-    assert flow_health(store, "vendors-in", None).word(None) == "never run"
-    assert flow_health(store, "vendors-in", last).word(last) == "ok"
-    bad, _ = ledger.see(flow="vendors-in", run_id=run_id, remote_path="/in/a.csv", size=1, mtime=1)
-    ledger.add_records(bad.id, "0" * 64, [(0, "line 2", "V1", RecordState.FAILED, "no")])
-    ledger.update_file(bad.id, state=FileState.ERROR)
-    ledger.see(flow="vendors-in", run_id=run_id, remote_path="/in/b.csv", size=1, mtime=1)  # stays seen: open
-    ledger.see(flow="other", run_id=run_id, remote_path="/in/c.csv", size=1, mtime=1)  # another flow's
-    health = flow_health(store, "vendors-in", last)
-    assert (health.records_failed, health.files_error, health.files_open) == (1, 1, 1)
-    assert health.word(last) == "attention"
+def _last(state: str) -> RunRow:
+    at = datetime(2026, 12, 3, tzinfo=UTC)
+    return RunRow("r1", "f", "inbound", "cli", state, at, at, {}, None)
+
+
+def test_health_word_from_the_last_run_and_the_counts() -> None:
+    """The ledger side is in tests/test_health.py; the word rules are these, for status and console alike."""
+    clean = FlowHealth()
+    assert clean.word(None) == "never run"
+    assert clean.word(_last(RunState.SUCCEEDED)) == "ok" and clean.word(_last(RunState.STOPPED)) == "ok"
+    assert clean.word(_last(RunState.RUNNING)) == "running"
+    assert clean.word(_last(RunState.FAILED)) == "failing" and clean.word(_last(RunState.CRASHED)) == "failing"
+    assert clean.word(_last(RunState.PARTIAL)) == "attention" and clean.word(_last(RunState.INTERRUPTED)) == "attention"
+    for trouble in ("records_failed", "files_error", "files_open", "files_refused", "acks_overdue"):
+        assert FlowHealth(**{trouble: 1}).word(_last(RunState.SUCCEEDED)) == "attention", trouble

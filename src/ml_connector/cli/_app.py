@@ -57,14 +57,19 @@ def _load_flows(path: Path) -> FlowsFile:
     return load_flows(path)
 
 
-def _open_store(ctx: typer.Context) -> Store:
-    from ..store import Store
-
+def _database_url(ctx: typer.Context) -> str:
+    """The home's database URL; a default SQLite home must exist (``init`` creates it)."""
     home = _state(ctx).home
     default_sqlite = f"sqlite:///{home.sqlite_path}" == home.database_url
     if default_sqlite and not home.sqlite_path.exists():
         raise ConfigError(f"no database at {home.sqlite_path}; run 'ml-connector init' first")
-    return Store.open(home.database_url)
+    return home.database_url
+
+
+def _open_store(ctx: typer.Context) -> Store:
+    from ..store import Store
+
+    return Store.open(_database_url(ctx))
 
 
 def _version(value: bool) -> None:

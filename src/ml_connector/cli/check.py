@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 import typer
@@ -63,6 +62,8 @@ def check_connection(
                 return await fit_check(k, entities=entities, fields=fields, write_test=write_test)
 
         try:
+            import asyncio
+
             report = asyncio.run(run())
         except MLConnectorError as exc:
             store.audit.record("connection.checked", subject=name, outcome="error", details={"error": str(exc)})

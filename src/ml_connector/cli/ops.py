@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import socket
 import time
@@ -15,12 +14,12 @@ from rich.table import Table
 from ..config import FlowsFile, InboundFlow, load_flows
 from ..home import Home
 from ..states import OPEN_FILES
-from ..store import Store
 
 # `status` must start fast: the flow engine, HTTP, SSH, metrics and uvicorn load in the commands
 # that use them.
 if TYPE_CHECKING:
     from ..flows import RunContext, RunResult
+    from ..store import Store
 
 
 def _context(home: Home, store: Store, **kw: Any) -> RunContext:
@@ -35,6 +34,8 @@ def _context(home: Home, store: Store, **kw: Any) -> RunContext:
 def serve(
     home: Home, store: Store, console: Console, *, metrics_port: int | None = None, once_s: float | None = None
 ) -> int:
+    import asyncio
+
     from ..alerts import Alerter, deliver_run_alerts
     from ..metrics import Metrics
     from ..scheduler import Scheduler
@@ -141,45 +142,55 @@ def load_flows_safe(home: Home, fallback: FlowsFile) -> FlowsFile:
 # --- status --------------------------------------------------------------------------------------
 
 
-def status(home: Home, store: Store, *, remote: bool) -> list[dict[str, Any]]:
-    """One row per flow: health, last and next run (in the flow's zone), backlog, errors, failed records."""
-    from ..scheduler import next_fire
-    from ..store.health import flow_health
+def status(home: Home, database_url: str, *, remote: bool) -> list[dict[str, Any]]:
+    """One row per flow: health, last and next run (in the flow's zone), backlog, errors, failed records.
+
+    The ledger is read through ``store.health`` (on a SQLite home, with the standard library:
+    no SQLAlchemy import); the Store opens only to count files waiting on an inbound flow's server.
+    """
+    from ..cron import next_fire
+    from ..store.health import ledger_reader, read_flows
 
     flows = load_flows(home.flows_file)
     now = datetime.now(UTC)
+    with ledger_reader(database_url) as reader:
+        ledgers = read_flows(reader, list(flows.flows), now=now, ack_timeout_minutes=flows.alerts.ack_timeout_minutes)
+    inbound = {name: f for name, f in flows.flows.items() if isinstance(f, InboundFlow)}
+    waiting: dict[str, int | str] = {}
+    if remote and inbound:
+        from ..store import Store
+
+        with Store.open(database_url) as store:
+            waiting = {name: _waiting(home, store, flow) for name, flow in inbound.items()}
     rows = []
-    for name, flow in flows.flows.items():
-        runs = store.ledger.runs(name, limit=1)
-        last = runs[0] if runs else None
-        counts = flow_health(store, name, last)  # refused: names of the last run, still on the server
-        waiting: int | str | None = None
-        if remote and isinstance(flow, InboundFlow):
-            waiting = _waiting(home, store, flow)
+    for ledger in ledgers:
+        flow, last, counts = flows.flows[ledger.flow], ledger.last, ledger.health
         nxt = next_fire(flow, now) if flow.enabled else None
-        health = counts.word(last)
         rows.append(
             {
-                "flow": name,
+                "flow": ledger.flow,
                 "direction": flow.direction,
-                "health": health,
+                "health": ledger.word,
                 "last_run": last.started_at.isoformat() if last else None,
                 "last_state": last.state if last else None,
                 "last_counts": last.counts if last else {},
                 "last_error": last.error if last else None,
                 "next_run": nxt.isoformat() if nxt else None,
                 "timezone": flow.timezone,
-                "files_waiting": waiting,
+                "files_waiting": waiting.get(ledger.flow),
                 "files_open": counts.files_open,
                 "files_error": counts.files_error,
                 "records_failed": counts.records_failed,
                 "files_refused": counts.files_refused,
+                "acks_overdue": counts.acks_overdue,
             }
         )
     return rows
 
 
 def _waiting(home: Home, store: Store, flow: InboundFlow) -> int | str:
+    import asyncio
+
     ctx = _context(home, store)
 
     async def go() -> int:
@@ -237,6 +248,7 @@ def print_status(rows: list[dict[str, Any]], console: Console) -> None:
             ("files_error", "in error"),
             ("records_failed", "failed rec."),
             ("files_refused", "refused"),
+            ("acks_overdue", "acks overdue"),
         ):
             if r[key]:
                 notes.append(f"{r[key]} {label}")
@@ -256,6 +268,8 @@ def print_status(rows: list[dict[str, Any]], console: Console) -> None:
 
 
 def replay(home: Home, store: Store, *, file_id: int | None, run_id: str | None) -> list[RunResult]:
+    import asyncio
+
     from ..flows.replay import replay_file, replay_run
 
     flows = load_flows(home.flows_file)
@@ -269,6 +283,8 @@ def replay(home: Home, store: Store, *, file_id: int | None, run_id: str | None)
 def settle_intent(home: Home, store: Store, file_id: int, *, action: str, folder: str | None = None,
                   check_server: bool = True) -> RunResult:  # fmt: skip
     """``files abandon`` / ``files resend``: settle a pending outbound intent through the ledger."""
+    import asyncio
+
     from ..config import OutboundFlow
     from ..errors import NotFoundError, UsageError
     from ..flows.outbound import OutboundRun

@@ -12,7 +12,7 @@ import typer
 # asyncssh and the flow engine are imported inside the commands that use them, not here.
 if TYPE_CHECKING:
     pass
-from ._app import _load_flows, _open_store, _state, app, out
+from ._app import _database_url, _load_flows, _open_store, _state, app, out
 
 # --- sandbox ---------------------------------------------------------------------------------
 
@@ -93,8 +93,7 @@ def status_cmd(
     from .ops import print_status, status, status_exit_code
 
     home = _state(ctx).home
-    with _open_store(ctx) as store:
-        rows = status(home, store, remote=remote)
+    rows = status(home, _database_url(ctx), remote=remote)
     if as_json:
         out.print_json(json.dumps(rows, default=str))
     else:

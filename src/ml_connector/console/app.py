@@ -272,11 +272,13 @@ def create_app(console: Console) -> Starlette:
     # --- pages -----------------------------------------------------------------------------------
 
     def overview(request: Request, user: User) -> Response:
-        from ..scheduler import next_fire
+        from ..cron import next_fire
 
         flows, problem = console.flows()
         now = console.clock()
-        health = console.views.flow_health(list(flows.flows), now=now)
+        health = console.views.flow_health(
+            list(flows.flows), now=now, ack_timeout_minutes=flows.alerts.ack_timeout_minutes
+        )
         switched = FlowSettings(console.store).all()
         rows = []
         for h in health:

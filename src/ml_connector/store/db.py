@@ -11,15 +11,12 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from ..errors import StoreError
+from .revision import SCHEMA_HEAD
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-# The newest revision in migrations/versions (a test holds it equal to Alembic's head). Opening a
-# store whose schema is already here needs no Alembic import or script scan: that keeps `status`
-# and the other quick commands fast.
-SCHEMA_HEAD = "0006"
 SQLITE_BUSY_TIMEOUT_S = 30.0
 
 

@@ -1,65 +1,252 @@
-"""A flow's health as the ledger counts it: failed records, files in error, files still open.
+"""A flow's health as the ledger counts it: one definition for ``status`` and the console.
 
-``ml-connector status`` and the console read these counts; the health word is decided here,
-from the last run's state and the counts, so every view says the same thing.
+Failed records, files in error, files still open, names the last run refused and outbound
+interchanges overdue for their 997/TA1; the health word is decided here from the last run's state
+and those counts, so every view says the same thing.
+
+The queries are plain SQL with named parameters (``:flow``) and no SQLAlchemy import. They run on
+a standard-library ``sqlite3`` connection when ``ml-connector status`` reads a SQLite home whose
+schema is current (importing SQLAlchemy alone costs about 0.2 s, most of that command's
+start-up), and through the store's engine everywhere else (PostgreSQL, the console, a schema that
+needs migrating). The two kinds of value the backends return differently (timestamps: ISO text on
+SQLite; JSON: text on SQLite) are normalised below, and ``tests/unit/test_states.py`` runs both
+readers on the same rows.
 """
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-from sqlalchemy import func, select
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..states import CLEAN_RUNS, OPEN_FILES, FileState, RecordState, RunState
-from . import models as m
+from .revision import SCHEMA_HEAD
+from .rows import RunRow
 
 if TYPE_CHECKING:
-    from .ledger import RunRow
-    from .store import Store
+    from sqlalchemy import Engine
+
+SQLITE_BUSY_TIMEOUT_S = 30.0
+DEFAULT_ACK_TIMEOUT_MINUTES = 240.0  # flows.yaml alerts.ack_timeout_minutes
 
 
 @dataclass(frozen=True)
 class FlowHealth:
     """What an operator must look at for one flow."""
 
-    records_failed: int
-    files_error: int
-    files_open: int
-    files_refused: int
+    records_failed: int = 0
+    files_error: int = 0
+    files_open: int = 0
+    files_refused: int = 0  # names the last run refused (still on the server)
+    acks_overdue: int = 0  # outbound interchanges still waiting for their 997/TA1
+
+    @property
+    def outstanding(self) -> bool:
+        return bool(
+            self.records_failed or self.files_error or self.files_open or self.files_refused or self.acks_overdue
+        )
 
     def word(self, last: RunRow | None) -> str:
         """``never run``, ``ok``, ``running``, ``failing`` or ``attention``."""
         if last is None:
             return "never run"
-        clean = not (self.records_failed or self.files_error or self.files_open or self.files_refused)
-        if last.state in CLEAN_RUNS and clean:
-            return "ok"
         if last.state == RunState.RUNNING:
             return "running"
         if last.state in (RunState.FAILED, RunState.CRASHED):
             return "failing"
+        if last.state in CLEAN_RUNS and not self.outstanding:
+            return "ok"
         return "attention"
 
 
-def flow_health(store: Store, flow: str, last: RunRow | None) -> FlowHealth:
-    """Count the ledger rows that need attention; refused names count for the last run only (still listed)."""
-    with store.session() as s:
-        failed = s.scalar(
-            select(func.count())
-            .select_from(m.RecordEntry)
-            .join(m.FileEntry)
-            .where(m.FileEntry.flow == flow, m.RecordEntry.state == RecordState.FAILED.value)
+@dataclass(frozen=True)
+class FlowLedger:
+    """One flow's last run and health counts."""
+
+    flow: str
+    last: RunRow | None
+    health: FlowHealth
+
+    @property
+    def word(self) -> str:
+        return self.health.word(self.last)
+
+
+# --- readers ---------------------------------------------------------------------------------------
+
+
+class Reader:
+    """Runs a SELECT with ``:name`` parameters and returns its rows as tuples."""
+
+    sqlite: bool
+
+    def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def when(self, value: datetime) -> Any:
+        """A timestamp parameter as the backend stores it (SQLite: naive UTC ISO text)."""
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds") if self.sqlite else value
+
+
+class SqliteReader(Reader):
+    """A standard-library ``sqlite3`` connection (no SQLAlchemy)."""
+
+    sqlite = True
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self._conn.execute(sql, dict(params or {})).fetchall()]
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+class EngineReader(Reader):
+    """The store's SQLAlchemy engine (any backend)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.sqlite = engine.dialect.name == "sqlite"
+
+    def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        from sqlalchemy import text
+
+        with self._engine.connect() as conn:
+            return [tuple(r) for r in conn.execute(text(sql), dict(params or {}))]
+
+
+def sqlite_file(database_url: str) -> Path | None:
+    """The file of a plain ``sqlite:///PATH`` URL (None for any other URL, or one with options)."""
+    for prefix in ("sqlite:///", "sqlite+pysqlite:///"):
+        if database_url.startswith(prefix):
+            rest = database_url[len(prefix) :]
+            if not rest or rest == ":memory:" or "?" in rest:
+                return None
+            return Path(rest)
+    return None
+
+
+def open_sqlite_reader(database_url: str) -> SqliteReader | None:
+    """A read-only ``sqlite3`` reader on a SQLite home at ``SCHEMA_HEAD``; None when the Store must open it.
+
+    None for another backend, a missing file, an older or newer schema, or any sqlite3 error: the
+    Store's open then migrates, or reports the problem with its usual message.
+    """
+    path = sqlite_file(database_url)
+    if path is None or not path.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=SQLITE_BUSY_TIMEOUT_S)
+    except sqlite3.Error:
+        return None
+    try:
+        versions = [r[0] for r in conn.execute("SELECT version_num FROM alembic_version").fetchall()]
+    except sqlite3.Error:
+        versions = []
+    if versions != [SCHEMA_HEAD]:
+        conn.close()
+        return None
+    return SqliteReader(conn)
+
+
+@contextmanager
+def ledger_reader(database_url: str) -> Iterator[Reader]:
+    """A reader on the ledger: ``sqlite3`` when it can (see ``open_sqlite_reader``), else the Store."""
+    quick = open_sqlite_reader(database_url)
+    if quick is not None:
+        try:
+            yield quick
+        finally:
+            quick.close()
+        return
+    from .store import Store
+
+    with Store.open(database_url) as store:
+        yield EngineReader(store.engine)
+
+
+# --- queries ---------------------------------------------------------------------------------------
+
+LAST_RUN_SQL = (
+    'SELECT id, flow, direction, "trigger", state, started_at, finished_at, counts, error '
+    "FROM runs WHERE flow = :flow ORDER BY started_at DESC LIMIT 1"
+)
+FAILED_SQL = (
+    "SELECT f.flow, COUNT(*) FROM records r JOIN files f ON f.id = r.file_id WHERE r.state = :failed GROUP BY f.flow"
+)
+FILE_STATES_SQL = (
+    "SELECT flow, state, COUNT(*) FROM files "
+    "WHERE state IN (:error, :open0, :open1, :open2, :open3, :open4) GROUP BY flow, state"
+)
+REFUSED_SQL = "SELECT COUNT(*) FROM files WHERE flow = :flow AND state = :refused AND run_id = :run"
+OVERDUE_SQL = (
+    "SELECT f.flow, COUNT(*) FROM x12_interchanges x JOIN files f ON f.id = x.file_id "
+    "WHERE x.direction = 'outbound' AND x.state = 'sent' AND x.created_at < :before GROUP BY f.flow"
+)
+_FILE_STATES = {"error": FileState.ERROR.value, **{f"open{i}": s.value for i, s in enumerate(OPEN_FILES)}}
+
+
+def utc(value: Any) -> datetime | None:
+    """A timestamp column as an aware UTC datetime (SQLite hands back naive ISO text)."""
+    if value is None:
+        return None
+    when: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def json_value(value: Any) -> Any:
+    """A JSON column as Python (SQLite hands back the text)."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def run_row(row: Sequence[Any]) -> RunRow:
+    """A ``runs`` row selected as in ``LAST_RUN_SQL``."""
+    run_id, flow, direction, trigger, state, started, finished, counts, error = row
+    started_at = utc(started)
+    assert started_at is not None  # NOT NULL column
+    counts = dict(json_value(counts) or {})
+    return RunRow(run_id, flow, direction, trigger, state, started_at, utc(finished), counts, error)
+
+
+def read_flows(
+    reader: Reader,
+    flows: Sequence[str],
+    *,
+    now: datetime,
+    ack_timeout_minutes: float = DEFAULT_ACK_TIMEOUT_MINUTES,
+) -> list[FlowLedger]:
+    """The last run and health counts of each named flow: one indexed probe per flow, three grouped counts."""
+    last: dict[str, RunRow] = {}
+    for name in flows:
+        found = reader.rows(LAST_RUN_SQL, {"flow": name})
+        if found:
+            last[name] = run_row(found[0])
+    failed = {flow: int(n) for flow, n in reader.rows(FAILED_SQL, {"failed": RecordState.FAILED.value})}
+    by_state = {(flow, state): int(n) for flow, state, n in reader.rows(FILE_STATES_SQL, _FILE_STATES)}
+    before = reader.when(now - timedelta(minutes=ack_timeout_minutes))
+    overdue = {flow: int(n) for flow, n in reader.rows(OVERDUE_SQL, {"before": before})}
+    out = []
+    for name in flows:
+        run = last.get(name)
+        refused = (
+            int(reader.rows(REFUSED_SQL, {"flow": name, "run": run.id, "refused": FileState.REFUSED.value})[0][0])
+            if run
+            else 0
         )
-        errors = s.scalar(
-            select(func.count())
-            .select_from(m.FileEntry)
-            .where(m.FileEntry.flow == flow, m.FileEntry.state == FileState.ERROR.value)
+        health = FlowHealth(
+            records_failed=failed.get(name, 0),
+            files_error=by_state.get((name, FileState.ERROR.value), 0),
+            files_open=sum(by_state.get((name, s.value), 0) for s in OPEN_FILES),
+            files_refused=refused,
+            acks_overdue=overdue.get(name, 0),
         )
-        open_files = s.scalar(
-            select(func.count())
-            .select_from(m.FileEntry)
-            .where(m.FileEntry.flow == flow, m.FileEntry.state.in_([st.value for st in OPEN_FILES]))
-        )
-    refused = store.ledger.refused_in_run(flow, last.id) if last else 0
-    return FlowHealth(int(failed or 0), int(errors or 0), int(open_files or 0), refused)
+        out.append(FlowLedger(name, run, health))
+    return out

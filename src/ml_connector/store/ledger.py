@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from .. import states
 from . import models as m
+from .rows import RunRow
 
 if TYPE_CHECKING:
     from .store import Store
@@ -76,19 +77,6 @@ class RecordRow:
     erp_keys: dict[str, Any]
     error: str | None
     attempts: int
-
-
-@dataclass(frozen=True)
-class RunRow:
-    id: str
-    flow: str
-    direction: str
-    trigger: str
-    state: str
-    started_at: datetime
-    finished_at: datetime | None
-    counts: dict[str, Any]
-    error: str | None
 
 
 def _file(r: m.FileEntry) -> FileRow:
@@ -524,10 +512,3 @@ class Ledger:
             s.add(row)
             s.flush()
             return _file(row), True
-
-    def refused_in_run(self, flow: str, run_id: str) -> int:
-        """How many names the given run refused (``status``: still on the server, needs a look)."""
-        with self._store.session() as s:
-            q = select(func.count()).select_from(m.FileEntry)
-            q = q.where(m.FileEntry.flow == flow, m.FileEntry.state == REFUSED, m.FileEntry.run_id == run_id)
-            return int(s.scalar(q) or 0)

@@ -14,17 +14,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, or_, select
 
 from ..errors import NotFoundError, UsageError
 from . import models as m
-from .ledger import FileRow, RecordRow, RunRow, _file, _run
+from .health import DEFAULT_ACK_TIMEOUT_MINUTES, EngineReader, FlowHealth, read_flows
+from .ledger import FileRow, RecordRow, _file, _run
+from .rows import RunRow
 from .store import AuditRecord
 
 if TYPE_CHECKING:
     from .store import Store
 
-OPEN_FILE_STATES = ("seen", "downloaded", "parsed", "posting", "intent")
 RUN_OUTCOMES = ("running", "succeeded", "partial", "failed", "crashed", "stopped", "interrupted")
 MAX_PAGE = 500
 
@@ -148,28 +149,38 @@ class SearchHit:
 
 
 @dataclass
-class FlowHealth:
-    """One flow on the overview (ledger facts only; the caller adds schedule and config facts)."""
+class FlowOverview:
+    """One flow on the overview: the ledger's health (``store/health.py``, as ``status`` counts it)
+    and runs and records per day for a sparkline; the caller adds schedule and config facts."""
 
     flow: str
     last: RunSummary | None
-    records_failed: int
-    files_error: int
-    files_open: int
-    acks_overdue: int
+    counts: FlowHealth
     days: list[tuple[str, int, int]] = field(default_factory=list)  # (YYYY-MM-DD, runs, records)
 
     @property
     def health(self) -> str:
-        if self.last is None:
-            return "never run"
-        if self.last.run.state in ("failed", "crashed"):
-            return "failing"
-        if self.last.run.state in ("succeeded", "stopped") and not (
-            self.records_failed or self.files_error or self.acks_overdue
-        ):
-            return "ok"
-        return "attention"
+        return self.counts.word(self.last.run if self.last else None)
+
+    @property
+    def records_failed(self) -> int:
+        return self.counts.records_failed
+
+    @property
+    def files_error(self) -> int:
+        return self.counts.files_error
+
+    @property
+    def files_open(self) -> int:
+        return self.counts.files_open
+
+    @property
+    def files_refused(self) -> int:
+        return self.counts.files_refused
+
+    @property
+    def acks_overdue(self) -> int:
+        return self.counts.acks_overdue
 
 
 def _cursor_time(value: str, what: str) -> tuple[datetime, str]:
@@ -412,9 +423,14 @@ class Views:
     # --- flows ----------------------------------------------------------------------------------
 
     def flow_health(
-        self, flows: Sequence[str], *, now: datetime | None = None, days: int = 14, ack_overdue_minutes: float = 1440
-    ) -> list[FlowHealth]:
-        """Health facts per flow from the ledger, with runs and records per day for a sparkline.
+        self,
+        flows: Sequence[str],
+        *,
+        now: datetime | None = None,
+        days: int = 14,
+        ack_timeout_minutes: float = DEFAULT_ACK_TIMEOUT_MINUTES,
+    ) -> list[FlowOverview]:
+        """Health per flow (the same reading as ``status``), with runs and records per day for a sparkline.
 
         A handful of grouped queries for all flows together (not a round of queries per flow):
         failed records come from the ``state`` index (few rows), runs per day from the
@@ -424,47 +440,9 @@ class Views:
         names = list(flows)
         start_day = (now - timedelta(days=days - 1)).date()
         since = datetime(start_day.year, start_day.month, start_day.day, tzinfo=UTC)
-        overdue_before = now - timedelta(minutes=ack_overdue_minutes)
+        ledgers = read_flows(EngineReader(self._store.engine), names, now=now, ack_timeout_minutes=ack_timeout_minutes)
+        per_day: dict[tuple[str, str], list[int]] = {}
         with self._store.session() as s:
-            last: dict[str, RunSummary] = {}
-            for name in names:  # one indexed probe each: (flow, started_at) newest first
-                row = s.scalars(
-                    select(m.Run).where(m.Run.flow == name).order_by(m.Run.started_at.desc()).limit(1)
-                ).first()
-                if row is not None:
-                    last[name] = RunSummary(_run(row))
-            failed = dict(
-                s.execute(
-                    select(m.FileEntry.flow, func.count())
-                    .select_from(m.RecordEntry)
-                    .join(m.FileEntry, m.FileEntry.id == m.RecordEntry.file_id)
-                    .where(m.RecordEntry.state == "failed")
-                    .group_by(m.FileEntry.flow)
-                ).all()
-            )
-            by_state: dict[tuple[str, str], int] = {
-                (flow, state): int(n)
-                for flow, state, n in s.execute(
-                    select(m.FileEntry.flow, m.FileEntry.state, func.count())
-                    .where(m.FileEntry.state.in_(("error", *OPEN_FILE_STATES)))
-                    .group_by(m.FileEntry.flow, m.FileEntry.state)
-                )
-            }
-            # An outbound interchange still "sent" has had no 997/TA1 (the ack reader moves it on).
-            overdue = dict(
-                s.execute(
-                    select(m.FileEntry.flow, func.count())
-                    .select_from(m.X12Interchange)
-                    .join(m.FileEntry, m.FileEntry.id == m.X12Interchange.file_id)
-                    .where(
-                        m.X12Interchange.direction == "outbound",
-                        m.X12Interchange.state == "sent",
-                        m.X12Interchange.created_at < overdue_before,
-                    )
-                    .group_by(m.FileEntry.flow)
-                ).all()
-            )
-            per_day: dict[tuple[str, str], list[int]] = {}
             # The two counts are read in SQL (json_extract / ->>), not by decoding every JSON document.
             sent, posted = m.Run.counts["records"].as_integer(), m.Run.counts["records_posted"].as_integer()
             for flow, started, n_sent, n_posted in s.execute(
@@ -474,23 +452,14 @@ class Views:
                 day[0] += 1
                 day[1] += int(n_sent or 0) + int(n_posted or 0)
         out = []
-        for name in names:
+        for ledger in ledgers:
             series = []
             for i in range(days):
                 d = (start_day + timedelta(days=i)).isoformat()
-                runs, recs = per_day.get((name, d), [0, 0])
+                runs, recs = per_day.get((ledger.flow, d), [0, 0])
                 series.append((d, runs, recs))
-            out.append(
-                FlowHealth(
-                    flow=name,
-                    last=last.get(name),
-                    records_failed=int(failed.get(name, 0)),
-                    files_error=by_state.get((name, "error"), 0),
-                    files_open=sum(by_state.get((name, k), 0) for k in OPEN_FILE_STATES),
-                    acks_overdue=int(overdue.get(name, 0)),
-                    days=series,
-                )
-            )
+            last = RunSummary(ledger.last) if ledger.last else None
+            out.append(FlowOverview(flow=ledger.flow, last=last, counts=ledger.health, days=series))
         return out
 
     def last_connection_tests(self, names: Sequence[str]) -> dict[str, AuditRecord]:

@@ -18,15 +18,8 @@ import pytest
 
 from ml_connector.states import FileState, RecordState, RunState
 from ml_connector.store import Store
-from ml_connector.store.health import (
-    EngineReader,
-    FlowHealth,
-    FlowLedger,
-    ledger_reader,
-    open_sqlite_reader,
-    read_flows,
-    sqlite_file,
-)
+from ml_connector.store.health import FlowHealth, FlowLedger, read_flows
+from ml_connector.store.readers import EngineReader, open_sqlite_reader, sqlite_file, store_reader
 from ml_connector.store.revision import SCHEMA_HEAD
 
 T0 = datetime(2026, 12, 3, 8, 0, 0, 123456, tzinfo=UTC)
@@ -137,7 +130,7 @@ def test_a_home_that_needs_migrating_is_opened_by_the_store(tmp_path: Path) -> N
     """An empty file (no schema yet) goes through Store.open, which migrates it; then it reads."""
     empty = tmp_path / "empty.db"
     sqlite3.connect(empty).close()
-    with ledger_reader(f"sqlite:///{empty}") as reader:
+    with store_reader(f"sqlite:///{empty}") as reader:
         assert isinstance(reader, EngineReader)
         assert read_flows(reader, ["a"], now=T0) == [FlowLedger("a", None, FlowHealth())]
     assert open_sqlite_reader(f"sqlite:///{empty}") is not None  # at SCHEMA_HEAD now

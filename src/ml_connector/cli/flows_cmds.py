@@ -15,7 +15,7 @@ from ..errors import ConfigError, UsageError
 # asyncssh and the flow engine are imported inside the commands that use them, not here.
 if TYPE_CHECKING:
     pass
-from ._app import _load_flows, _open_store, _state, app, err, flows_app, out
+from ._app import _database_url, _load_flows, _open_store, _state, app, err, flows_app, out
 
 # --- flows -----------------------------------------------------------------------------------
 
@@ -104,21 +104,11 @@ def flows_validate(ctx: typer.Context, file: FlowsOpt = None) -> None:
 
 
 def _connection_kinds(ctx: typer.Context) -> dict[str, str]:
-    """Connection name -> kind; read-only, with no migration check (a plain query on SQLite, fast)."""
-    home = _state(ctx).home
-    if home.database_url == f"sqlite:///{home.sqlite_path}":
-        import sqlite3
+    """Connection name -> kind (read-only; sqlite3 on a current SQLite home, see store/readers.py)."""
+    from ..store.readers import store_reader
 
-        try:
-            db = sqlite3.connect(f"file:{home.sqlite_path}?mode=ro", uri=True)
-            try:
-                return dict(db.execute("SELECT name, kind FROM connections").fetchall())
-            finally:
-                db.close()
-        except sqlite3.Error:
-            pass  # an old or odd database: the full store below says what is wrong with it
-    with _open_store(ctx) as store:
-        return {c.name: c.kind for c in store.connections.list()}
+    with store_reader(_database_url(ctx)) as reader:
+        return {str(name): str(kind) for name, kind in reader.rows("SELECT name, kind FROM connections")}
 
 
 @flows_app.command("schema")

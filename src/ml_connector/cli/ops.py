@@ -149,11 +149,12 @@ def status(home: Home, database_url: str, *, remote: bool) -> list[dict[str, Any
     no SQLAlchemy import); the Store opens only to count files waiting on an inbound flow's server.
     """
     from ..cron import next_fire
-    from ..store.health import ledger_reader, read_flows
+    from ..store.health import read_flows
+    from ..store.readers import store_reader
 
     flows = load_flows(home.flows_file)
     now = datetime.now(UTC)
-    with ledger_reader(database_url) as reader:
+    with store_reader(database_url) as reader:
         ledgers = read_flows(reader, list(flows.flows), now=now, ack_timeout_minutes=flows.alerts.ack_timeout_minutes)
     inbound = {name: f for name, f in flows.flows.items() if isinstance(f, InboundFlow)}
     waiting: dict[str, int | str] = {}

@@ -11,13 +11,13 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from ..errors import StoreError
+from .readers import SQLITE_BUSY_TIMEOUT_S
 from .revision import SCHEMA_HEAD
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-SQLITE_BUSY_TIMEOUT_S = 30.0
 
 
 def describe_url(url: str) -> str:

@@ -4,34 +4,25 @@ Failed records, files in error, files still open, names the last run refused and
 interchanges overdue for their 997/TA1; the health word is decided here from the last run's state
 and those counts, so every view says the same thing.
 
-The queries are plain SQL with named parameters (``:flow``) and no SQLAlchemy import. They run on
-a standard-library ``sqlite3`` connection when ``ml-connector status`` reads a SQLite home whose
-schema is current (importing SQLAlchemy alone costs about 0.2 s, most of that command's
-start-up), and through the store's engine everywhere else (PostgreSQL, the console, a schema that
-needs migrating). The two kinds of value the backends return differently (timestamps: ISO text on
-SQLite; JSON: text on SQLite) are normalised below, and ``tests/unit/test_states.py`` runs both
-readers on the same rows.
+The queries are plain SQL with named parameters (``:flow``) and no SQLAlchemy import, run by a
+``store.readers`` reader: the standard library's ``sqlite3`` when ``ml-connector status`` reads a
+SQLite home whose schema is current, the store's engine everywhere else (PostgreSQL, the console).
+The two kinds of value the backends return differently (timestamps: ISO text on SQLite; JSON:
+text on SQLite) are normalised below; ``tests/test_health.py`` runs both readers on the same rows.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..states import CLEAN_RUNS, OPEN_FILES, FileState, RecordState, RunState
-from .revision import SCHEMA_HEAD
+from .readers import Reader
 from .rows import RunRow
 
-if TYPE_CHECKING:
-    from sqlalchemy import Engine
-
-SQLITE_BUSY_TIMEOUT_S = 30.0
 DEFAULT_ACK_TIMEOUT_MINUTES = 240.0  # flows.yaml alerts.ack_timeout_minutes
 
 
@@ -75,102 +66,6 @@ class FlowLedger:
     @property
     def word(self) -> str:
         return self.health.word(self.last)
-
-
-# --- readers ---------------------------------------------------------------------------------------
-
-
-class Reader:
-    """Runs a SELECT with ``:name`` parameters and returns its rows as tuples."""
-
-    sqlite: bool
-
-    def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
-
-    def when(self, value: datetime) -> Any:
-        """A timestamp parameter as the backend stores it (SQLite: naive UTC ISO text)."""
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds") if self.sqlite else value
-
-
-class SqliteReader(Reader):
-    """A standard-library ``sqlite3`` connection (no SQLAlchemy)."""
-
-    sqlite = True
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self._conn = conn
-
-    def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in self._conn.execute(sql, dict(params or {})).fetchall()]
-
-    def close(self) -> None:
-        self._conn.close()
-
-
-class EngineReader(Reader):
-    """The store's SQLAlchemy engine (any backend)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self.sqlite = engine.dialect.name == "sqlite"
-
-    def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        from sqlalchemy import text
-
-        with self._engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(text(sql), dict(params or {}))]
-
-
-def sqlite_file(database_url: str) -> Path | None:
-    """The file of a plain ``sqlite:///PATH`` URL (None for any other URL, or one with options)."""
-    for prefix in ("sqlite:///", "sqlite+pysqlite:///"):
-        if database_url.startswith(prefix):
-            rest = database_url[len(prefix) :]
-            if not rest or rest == ":memory:" or "?" in rest:
-                return None
-            return Path(rest)
-    return None
-
-
-def open_sqlite_reader(database_url: str) -> SqliteReader | None:
-    """A read-only ``sqlite3`` reader on a SQLite home at ``SCHEMA_HEAD``; None when the Store must open it.
-
-    None for another backend, a missing file, an older or newer schema, or any sqlite3 error: the
-    Store's open then migrates, or reports the problem with its usual message.
-    """
-    path = sqlite_file(database_url)
-    if path is None or not path.is_file():
-        return None
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=SQLITE_BUSY_TIMEOUT_S)
-    except sqlite3.Error:
-        return None
-    try:
-        versions = [r[0] for r in conn.execute("SELECT version_num FROM alembic_version").fetchall()]
-    except sqlite3.Error:
-        versions = []
-    if versions != [SCHEMA_HEAD]:
-        conn.close()
-        return None
-    return SqliteReader(conn)
-
-
-@contextmanager
-def ledger_reader(database_url: str) -> Iterator[Reader]:
-    """A reader on the ledger: ``sqlite3`` when it can (see ``open_sqlite_reader``), else the Store."""
-    quick = open_sqlite_reader(database_url)
-    if quick is not None:
-        try:
-            yield quick
-        finally:
-            quick.close()
-        return
-    from .store import Store
-
-    with Store.open(database_url) as store:
-        yield EngineReader(store.engine)
 
 
 # --- queries ---------------------------------------------------------------------------------------

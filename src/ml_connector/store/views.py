@@ -18,8 +18,9 @@ from sqlalchemy import and_, or_, select
 
 from ..errors import NotFoundError, UsageError
 from . import models as m
-from .health import DEFAULT_ACK_TIMEOUT_MINUTES, EngineReader, FlowHealth, read_flows
+from .health import DEFAULT_ACK_TIMEOUT_MINUTES, FlowHealth, read_flows
 from .ledger import FileRow, RecordRow, _file, _run
+from .readers import EngineReader
 from .rows import RunRow
 from .store import AuditRecord
 

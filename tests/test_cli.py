@@ -466,3 +466,59 @@ def test_hoist_verbose_leaves_other_arguments_alone() -> None:
     assert hoist_verbose(["run", "x", "-vv", "--json"]) == ["-vv", "run", "x", "--json"]
     assert hoist_verbose(["run", "--", "-v"]) == ["run", "--", "-v"]
     assert hoist_verbose(["--version"]) == ["--version"]
+
+
+def test_each_command_loads_only_its_module_and_the_table_says_which() -> None:
+    """``main`` imports the modules ``cli.COMMANDS`` names for the command word; the table must be right.
+
+    In a fresh interpreter per word: load that word's modules only, and the word (with every
+    subcommand of a group) must be registered exactly as when every module is loaded.
+    """
+    import subprocess
+    import sys
+
+    code = """
+import json, sys
+import ml_connector.cli as cli
+app = cli.load_commands(sys.argv[1:] or None)
+tree = {c.name or c.callback.__name__: [] for c in app.registered_commands}
+for g in app.registered_groups:
+    subs = sorted(c.name for c in g.typer_instance.registered_commands)
+    if subs:
+        tree[g.name] = subs
+print(json.dumps(tree))
+"""
+
+    def tree(*argv: str) -> dict[str, list[str]]:
+        done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True)
+        return dict(json.loads(done.stdout))
+
+    from ml_connector.cli import COMMANDS, command_word
+
+    full = tree()
+    assert set(COMMANDS) == set(full), "cli.COMMANDS must list every top-level command and group"
+    for word in COMMANDS:
+        alone = tree(word)
+        assert alone.get(word) == full[word], f"{word}: its modules register {alone.get(word)}, all: {full[word]}"
+        assert len(alone) < len(full), f"{word} loaded every command"
+    # The word is found past the root options, which take values.
+    assert command_word(["--home", "/h", "-vv", "status", "--json"]) == "status"
+    assert command_word(["--database-url", "sqlite:///x", "flows", "validate"]) == "flows"
+    assert command_word(["--help"]) is None and command_word([]) is None
+
+
+def test_a_single_command_line_works_without_the_other_modules(tmp_path: Path) -> None:
+    """status, flows validate and an unknown word in fresh processes: each works or says so."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "ML_CONNECTOR_HOME": str(tmp_path / "home")}
+    env.pop("ML_CONNECTOR_DATABASE_URL", None)
+    run = [sys.executable, "-m", "ml_connector"]
+    subprocess.run([*run, "init"], env=env, check=True, capture_output=True)
+    status = subprocess.run([*run, "status", "--json"], env=env, capture_output=True, text=True)
+    assert status.returncode == 0 and json.loads(status.stdout) == [], status.stderr
+    validate = subprocess.run([*run, "flows", "validate"], env=env, capture_output=True, text=True)
+    assert validate.returncode == 0 and "0 flow(s) valid" in validate.stdout, validate.stderr
+    typo = subprocess.run([*run, "stauts"], env=env, capture_output=True, text=True)
+    assert typo.returncode == 2 and "No such command" in typo.stderr and "status" in typo.stderr, typo.stderr

@@ -36,8 +36,9 @@ app.add_typer(connections_app, name="connections")
 app.add_typer(keys_app, name="keys")
 app.add_typer(flows_app, name="flows")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# emoji=False: a partner's file name such as ``inv:ok:1.csv`` prints as written, not with an emoji.
+out = Console(soft_wrap=True, emoji=False)
+err = Console(stderr=True, soft_wrap=True, emoji=False)
 
 
 @dataclass

@@ -32,7 +32,21 @@ flows:
     entity: vendors
     sftp: partner
     folder: /outbound
+    schedule: "0 2 * * *"
+    timezone: America/Chicago
     format: {type: csv}
+  vendors-in:
+    direction: inbound
+    epicor: kinetic
+    entity: vendors
+    sftp: partner
+    folder: /inbound
+    schedule: "*/15 * * * *"
+    format:
+      type: csv
+      columns:
+        - {field: VendorID, header: vendor_id, required: true}
+        - {field: Name, header: name}
 """
 
 
@@ -43,6 +57,21 @@ def timed(argv: list[str], env: dict[str, str]) -> float:
     if proc.returncode not in (0, 1):
         raise SystemExit(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.decode()[-400:]}")
     return elapsed
+
+
+def history(db: Path, runs: int = 200) -> None:
+    """A ledger with history, so ``status`` reads real rows: runs of both flows, a failed record."""
+    from ml_connector.store import Store
+
+    with Store.open(f"sqlite:///{db}") as store:
+        for i in range(runs):
+            for flow, direction in (("vendors-out", "outbound"), ("vendors-in", "inbound")):
+                run = store.ledger.start_run(flow, direction, "schedule")
+                if direction == "inbound" and i == runs - 1:
+                    f, _ = store.ledger.see(flow=flow, run_id=run, remote_path="/inbound/v.csv", size=10, mtime=1)
+                    store.ledger.add_records(f.id, "0" * 64, [(0, "line 2", "V1", "failed", "no such vendor")])
+                    store.ledger.update_file(f.id, state="done")
+                store.ledger.finish_run(run, "succeeded" if direction == "outbound" else "partial", {"records": 3})
 
 
 def main() -> None:
@@ -64,6 +93,7 @@ def main() -> None:
                         "--password-env", "BENCH_PW", "--fingerprint", "SHA256:" + "A" * 43],
                        env=env, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
         (Path(tmp) / "home" / "flows.yaml").write_text(FLOW)
+        history(Path(tmp) / "home" / "ml-connector.db")
         commands = {
             "--help": [*cli, "--help"],
             "flows validate": [*cli, "flows", "validate"],

@@ -66,7 +66,33 @@ def test_wrong_password_unknown_user_and_missing_csrf_are_refused(world: World) 
     assert r.status_code == 403
     assert world.client.get("/", follow_redirects=False).status_code == 303
     failures = [e for e in world.store.audit.query(kind="console.login") if e.outcome == "error"]
-    assert {e.subject for e in failures} == {"olivia", "nobody"}
+    assert {e.subject for e in failures} == {"olivia", None}
+    # A name that is no user's is not kept: it is often a password typed into the wrong field.
+    typo = "Tr0ub4dor&3-in-the-name-field"
+    world.client.post("/login", data={"name": typo, "password": "x", "csrf": token})
+    trail = str([e.as_json() for e in world.store.audit.query(limit=None)])
+    assert typo not in trail and "nobody" not in trail and "(not a console user)" in trail
+
+
+def test_the_login_limiter_stays_bounded_under_a_flood_of_names() -> None:
+    from ml_connector.console.security import LoginLimiter
+
+    now = [0.0]
+    limiter = LoginLimiter(attempts=3, window_s=60, clock=lambda: now[0], max_keys=100)
+    for _ in range(3):
+        limiter.failed("olivia", "10.0.0.1")
+    for i in range(1000):  # every name and address new, all inside the window
+        now[0] += 0.01
+        limiter.failed(f"name{i}", f"10.1.{i // 250}.{i % 250}")
+        assert len(limiter._failures) <= 101
+    now[0] += 61  # the window passed: stale keys go first, before any key with a recent failure
+    for i in range(30):
+        limiter.failed(f"late{i}", "10.9.9.9")
+    assert set(limiter._failures) == {f"user:late{i}" for i in range(30)} | {"addr:10.9.9.9"}
+    limiter = LoginLimiter(attempts=3, window_s=60, clock=lambda: now[0])
+    for _ in range(3):
+        limiter.failed("olivia", "10.0.0.1")
+    assert limiter.blocked("olivia", "10.0.0.2") and limiter.blocked("someone", "10.0.0.1")
 
 
 def test_login_rate_limit_blocks_even_the_right_password(world: World) -> None:

@@ -233,6 +233,13 @@ def create_app(console: Console) -> Starlette:
 
     # --- login -----------------------------------------------------------------------------------
 
+    def login_subject(name: str, address: str, reason: str) -> dict[str, Any]:
+        """A failed login's audit fields. The typed name is kept only when it is a user's: people
+        type their password into the name field, and the audit trail must never hold one."""
+        known = name in {u.name for u in console.users.list()}
+        details = {"address": address, "reason": reason, **({} if known else {"name": "(not a console user)"})}
+        return {"subject": name if known else None, "details": details}
+
     async def login(request: Request) -> Response:
         nxt = request.query_params.get("next", "/")
         if not SAFE_NEXT.fullmatch(nxt) or nxt.startswith("//"):
@@ -245,16 +252,16 @@ def create_app(console: Console) -> Starlette:
         if not same_token(form.get("csrf"), request.session.get("csrf")):
             return render(request, "login.html", 403, user=None, next=nxt, error="The form expired; try again.")
         if console.limiter.blocked(name, address):
-            console.store.audit.record("console.login", subject=name, outcome="error",
-                                       details={"address": address, "reason": "rate limited"})  # fmt: skip
+            console.store.audit.record("console.login", outcome="error",
+                                       **login_subject(name, address, "rate limited"))  # fmt: skip
             return render(request, "login.html", 429, user=None, next=nxt,
                           error="Too many failed logins; wait a few minutes.")  # fmt: skip
         # argon2 is deliberately slow: off the event loop that serve's scheduler shares.
         user = await run_in_threadpool(console.users.verify, name, str(form.get("password", "")))
         if user is None:
             console.limiter.failed(name, address)
-            console.store.audit.record("console.login", subject=name, outcome="error",
-                                       details={"address": address, "reason": "bad name or password"})  # fmt: skip
+            console.store.audit.record("console.login", outcome="error",
+                                       **login_subject(name, address, "bad name or password"))  # fmt: skip
             return render(request, "login.html", 401, user=None, next=nxt, error="Wrong name or password.")
         console.limiter.succeeded(name)
         request.session.clear()  # a fresh session (and CSRF token) at every login: no fixation

@@ -78,6 +78,7 @@ class LoginLimiter:
     attempts: int = 5
     window_s: float = 300.0
     clock: Callable[[], float] = time.monotonic
+    max_keys: int = 10_000
     _failures: dict[str, deque[float]] = field(default_factory=dict)
 
     def _recent(self, key: str) -> deque[float]:
@@ -93,8 +94,17 @@ class LoginLimiter:
     def failed(self, name: str, address: str) -> None:
         for k in (f"user:{name.lower()}", f"addr:{address}"):
             self._recent(k).append(self.clock())
-        if len(self._failures) > 10_000:  # a flood of names must not grow memory without bound
-            for k in [k for k, q in self._failures.items() if not q][:5000]:
+        if len(self._failures) > self.max_keys:  # a flood of names must not grow memory without bound
+            self._evict()
+
+    def _evict(self) -> None:
+        """Drop keys with no failure inside the window, then (still too many) the stalest half."""
+        cutoff = self.clock() - self.window_s
+        for k in [k for k, q in self._failures.items() if not q or q[-1] < cutoff]:
+            del self._failures[k]
+        if len(self._failures) > self.max_keys:
+            by_age = sorted(self._failures, key=lambda k: self._failures[k][-1])
+            for k in by_age[: len(by_age) - self.max_keys // 2]:
                 del self._failures[k]
 
     def succeeded(self, name: str) -> None:

@@ -77,7 +77,7 @@ class World:
         return c
 
     def fresh_client(self) -> TestClient:
-        return TestClient(create_app(self.console))
+        return TestClient(create_app(self.console), base_url="http://127.0.0.1")
 
 
 def csrf(html: str) -> str:
@@ -163,6 +163,6 @@ def world(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Itera
     users.add("victor", "viewer", PASSWORD)
     ids = seed_ledger(store)
     console = Console(home, store, ConsoleSettings(enabled=True))
-    with TestClient(create_app(console)) as client:
+    with TestClient(create_app(console), base_url="http://127.0.0.1") as client:
         yield World(home, store, console, client, ids)
     store.close()

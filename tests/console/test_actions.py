@@ -43,7 +43,7 @@ def test_run_now_resend_and_test_connections_from_the_console(sqlite_env: Env) -
     # Served the way `serve` serves it: mounted beside /metrics on one port.
     app, options = with_console(Metrics().app(), env.home, env.store, ConsoleSettings(enabled=True), "127.0.0.1")
     assert options == {"proxy_headers": False}
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         assert client.get("/metrics").status_code == 200 and client.get("/healthz").json()["status"] == "ok"
         assert client.get("/", follow_redirects=False).status_code == 303
         _login(client)
@@ -79,7 +79,9 @@ def test_a_connection_test_failure_is_shown_without_the_host(sqlite_env: Env) ->
     env.flows(FLOWS)
     Users(env.store).add("olivia", "operator", PASSWORD)
     env.kinetic.sandbox.options.api_key = "rotated-elsewhere"  # the stored key no longer works
-    with TestClient(create_app(Console(env.home, env.store, ConsoleSettings(enabled=True)))) as client:
+    with TestClient(
+        create_app(Console(env.home, env.store, ConsoleSettings(enabled=True)), base_url="http://127.0.0.1")
+    ) as client:
         _login(client)
         said = _act(client, "test", "kinetic")
         assert said.startswith("kinetic: ") and "rotated-elsewhere" not in said

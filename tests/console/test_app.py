@@ -244,7 +244,7 @@ def test_logout_needs_csrf_and_ends_the_session(world: World) -> None:
 
 def test_read_only_console_refuses_actions(world: World) -> None:
     ro = Console(world.home, world.store, ConsoleSettings(enabled=True, actions=False))
-    with TestClient(create_app(ro)) as client:
+    with TestClient(create_app(ro), base_url="http://127.0.0.1") as client:
         world.login(client=client)
         assert "read-only" in client.get("/").text and "Run now" not in client.get("/").text
         assert client.get("/actions/run?target=vendors-in").status_code == 403
@@ -279,3 +279,26 @@ def test_flow_settings_and_sparkline_helpers(world: World) -> None:
     assert fs.set_enabled("x", False, by="t") and not fs.set_enabled("x", False, by="t") and fs.all() == {"x": False}
     line = sparkline([("d1", 0, 0), ("d2", 2, 10), ("d3", 1, 5)])
     assert line["runs"].split()[1].endswith(",2.0") and "3 runs, 15 records" in line["title"]
+
+
+def test_a_request_for_another_host_name_is_refused(world: World) -> None:
+    """DNS rebinding: a page on evil.example resolved to 127.0.0.1 must not reach the console."""
+    for host in ("evil.example", "evil.example:8080", "127.0.0.1.evil.example", ""):
+        r = world.client.get("/login", headers={"host": host})
+        assert r.status_code == 400 and r.text == "Invalid host header", host
+    for host in ("127.0.0.1:8080", "localhost", "LOCALHOST:1", "[::1]:8080", "127.0.0.2"):
+        assert world.client.get("/login", headers={"host": host}).status_code == 200, host
+
+
+def test_allowed_hosts_name_the_console_behind_tls_or_a_proxy() -> None:
+    from ml_connector.console.security import HostCheck, host_name
+
+    assert host_name("[::1]:8080") == "::1" and host_name("Console.Example.com:443") == "console.example.com"
+    assert host_name("::1") == "::1"
+    named = HostCheck(object(), ["console.example.com", "*.corp.example"], loopback_only=False)  # type: ignore[arg-type]
+    assert named.allows("console.example.com") and named.allows("ops.corp.example") and named.allows("127.0.0.1")
+    assert not named.allows("corp.example.evil") and not named.allows("evil.example")
+    anything = HostCheck(object(), [], loopback_only=False)  # type: ignore[arg-type]
+    assert anything.allows("whatever.example")  # TLS or a proxy with no names given: as before
+    loopback = HostCheck(object(), [], loopback_only=True)  # type: ignore[arg-type]
+    assert loopback.allows("localhost") and not loopback.allows("whatever.example")

@@ -169,6 +169,10 @@ def console_cmd(
     trusted_proxy: Annotated[
         list[str] | None, typer.Option("--trusted-proxy", help="address of the reverse proxy (repeatable)")
     ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option("--allowed-host", help="a host name the console answers to besides loopback (repeatable)"),
+    ] = None,
     actions: Annotated[
         bool, typer.Option("--actions/--read-only", help="allow operators to run, replay, re-send…")
     ] = False,
@@ -184,6 +188,7 @@ def console_cmd(
         tls_key=tls_key,
         behind_proxy=behind_proxy,
         trusted_proxies=list(trusted_proxy or []),
+        allowed_hosts=list(allowed_host or []),
         actions=actions,
     )
     home = _state(ctx).home

@@ -37,7 +37,7 @@ from ..store.flow_settings import FlowSettings
 from ..store.views import RUN_OUTCOMES, Views
 from ..users import User, Users
 from . import actions as act
-from .security import LoginLimiter, Nonces, SecurityHeaders, new_token, same_token, session_secret
+from .security import HostCheck, LoginLimiter, Nonces, SecurityHeaders, new_token, same_token, session_secret
 from .settings import ConsoleSettings
 
 log = logging.getLogger(__name__)
@@ -435,6 +435,7 @@ def create_app(console: Console) -> Starlette:
     ]
     secure = bool(console.settings.tls_cert or console.settings.behind_proxy)
     middleware = [
+        Middleware(HostCheck, allowed=console.settings.allowed_hosts, loopback_only=not secure),
         Middleware(SecurityHeaders),
         Middleware(
             SessionMiddleware,

@@ -57,6 +57,49 @@ class SecurityHeaders:
         await self.app(scope, receive, wrapped)
 
 
+def host_name(header: str) -> str:
+    """The host of a ``Host`` header without its port: ``[::1]:8080`` -> ``::1``, ``A.b:80`` -> ``a.b``."""
+    h = header.strip().lower()
+    if h.startswith("["):
+        end = h.find("]")
+        return h[1:end] if end > 0 else h
+    return h.rsplit(":", 1)[0] if h.count(":") == 1 else h
+
+
+class HostCheck:
+    """Answers 400 to a request for a host the console does not serve.
+
+    On loopback (no TLS, no proxy) only loopback names are served: a web page whose name an
+    attacker resolves to 127.0.0.1 (DNS rebinding) cannot talk to the console through a browser.
+    ``allowed_hosts`` adds names (a leading ``*.`` matches subdomains); with TLS or a proxy and no
+    ``allowed_hosts`` every name is served, as before.
+    """
+
+    def __init__(self, app: ASGIApp, allowed: list[str], loopback_only: bool) -> None:
+        self.app = app
+        self.allowed = [a.lower() for a in allowed]
+        self.loopback_only = loopback_only
+
+    def allows(self, host: str) -> bool:
+        from .settings import is_loopback
+
+        if any(host == a or (a.startswith("*.") and host.endswith(a[1:])) for a in self.allowed):
+            return True
+        if self.loopback_only or self.allowed:
+            return is_loopback(host)
+        return True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            header = dict(scope.get("headers", [])).get(b"host", b"").decode("latin-1")
+            if not self.allows(host_name(header)):
+                from starlette.responses import PlainTextResponse
+
+                await PlainTextResponse("Invalid host header", status_code=400)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def session_secret(keyring: Keyring) -> str:
     """A signing key for session cookies derived from the master key (rotating it logs everyone out)."""
     return hmac.new(keyring.keys[0], b"ml-connector console session cookies v1", hashlib.sha256).hexdigest()

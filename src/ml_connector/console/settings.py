@@ -21,6 +21,11 @@ class ConsoleSettings(BaseModel):
     tls_key: Path | None = Field(None, description="TLS private key (PEM) for a non-loopback bind")
     behind_proxy: bool = Field(False, description="a reverse proxy terminates TLS; trust its X-Forwarded-*")
     trusted_proxies: list[str] = Field(default_factory=list, description="addresses whose X-Forwarded-* count")
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="host names the console answers to besides loopback ones (*.example.com for subdomains); "
+        "empty: loopback names only on a loopback bind, any name with TLS or a proxy",
+    )
     session_minutes: float = Field(480, gt=0, le=7 * 24 * 60, description="a login lasts this long")
     actions: bool = Field(True, description="operators may act (run, replay, re-send...) from the console")
     login_attempts: int = Field(5, ge=1, description="failed logins per name or address before a pause")

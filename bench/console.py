@@ -147,7 +147,7 @@ def main() -> None:
             Users(store).add("bench", "operator", PASSWORD)
             (home.path / "facts.json").write_text(json.dumps(facts))
         client = TestClient(
-            create_app(Console(home, store, ConsoleSettings(enabled=True)), base_url="http://127.0.0.1")
+            create_app(Console(home, store, ConsoleSettings(enabled=True))), base_url="http://127.0.0.1"
         )
         token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)  # type: ignore[union-attr]
         client.post("/login", data={"name": "bench", "password": PASSWORD, "csrf": token})

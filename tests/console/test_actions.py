@@ -80,7 +80,7 @@ def test_a_connection_test_failure_is_shown_without_the_host(sqlite_env: Env) ->
     Users(env.store).add("olivia", "operator", PASSWORD)
     env.kinetic.sandbox.options.api_key = "rotated-elsewhere"  # the stored key no longer works
     with TestClient(
-        create_app(Console(env.home, env.store, ConsoleSettings(enabled=True)), base_url="http://127.0.0.1")
+        create_app(Console(env.home, env.store, ConsoleSettings(enabled=True))), base_url="http://127.0.0.1"
     ) as client:
         _login(client)
         said = _act(client, "test", "kinetic")

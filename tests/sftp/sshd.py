@@ -48,6 +48,30 @@ class Sshd:
         shutil.rmtree(self.conf_dir, ignore_errors=True)
 
 
+PASSWORD_FILE = Path("/root/.mlc-sshd-password")
+
+
+def _shared_password() -> str:
+    """The test user's password, the same for every test session on this machine (root-only file).
+
+    Several pytest sessions may run at once (a CI clone beside a developer's checkout); a fresh
+    password per session made each one break the others' password logins.
+    """
+    try:
+        fd = os.open(PASSWORD_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):  # another session may be writing it this instant
+            text = PASSWORD_FILE.read_text().strip()
+            if text:
+                return text
+            time.sleep(0.1)
+        raise SshdUnavailable(f"{PASSWORD_FILE} is empty") from None
+    password = secrets.token_urlsafe(18)
+    with os.fdopen(fd, "w") as f:
+        f.write(password)
+    return password
+
+
 def start_sshd() -> Sshd:
     """Debian's sshd with a test user (password + key), internal-sftp, on 127.0.0.1."""
     binary = shutil.which("sshd") or "/usr/sbin/sshd"
@@ -57,7 +81,7 @@ def start_sshd() -> Sshd:
         raise SshdUnavailable("starting sshd with a test user needs root")
     if subprocess.run(["id", "-u", TEST_USER], capture_output=True).returncode != 0:
         subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", TEST_USER], check=True)
-    password = secrets.token_urlsafe(18)
+    password = _shared_password()
     subprocess.run(["chpasswd"], input=f"{TEST_USER}:{password}\n".encode(), check=True)
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
     # sshd reads authorized_keys as the user: keep it in a folder anyone can traverse.

@@ -302,3 +302,26 @@ def test_allowed_hosts_name_the_console_behind_tls_or_a_proxy() -> None:
     assert anything.allows("whatever.example")  # TLS or a proxy with no names given: as before
     loopback = HostCheck(object(), [], loopback_only=True)  # type: ignore[arg-type]
     assert loopback.allows("localhost") and not loopback.allows("whatever.example")
+
+
+def test_the_overview_counts_what_status_counts(world: World) -> None:
+    """One health reading (store/health.py): the overview's words and counts are status's."""
+    from ml_connector.config import load_flows
+    from ml_connector.states import RunState
+    from ml_connector.store.health import read_flows
+    from ml_connector.store.readers import store_reader
+
+    run = world.store.ledger.start_run("vendors-in", "inbound", "schedule")
+    world.store.ledger.refuse(flow="vendors-in", run_id=run, remote_path="/inbound/link", reason="not a regular file")
+    world.store.ledger.finish_run(run, RunState.SUCCEEDED, {})
+    names = list(load_flows(world.home.flows_file).flows)
+    with store_reader(world.home.database_url) as reader:
+        status = {f.flow: f for f in read_flows(reader, names, now=world.console.clock())}
+    page = world.login().get("/").text
+    for name, f in status.items():
+        section = page.split(f'id="flow-{name}"', 1)[1].split("</section>", 1)[0]
+        assert f'class="badge {f.word}"' in section, (name, f.word)
+        assert f"<dt>failed records</dt><dd>{f.health.records_failed}</dd>" in section, name
+    vend = page.split('id="flow-vendors-in"', 1)[1].split("</section>", 1)[0]
+    assert status["vendors-in"].health.files_refused == 1 and "names refused" in vend and "state=refused" in vend
+    assert world.client.get("/files?state=refused").status_code == 200

@@ -157,7 +157,9 @@ def test_isa13_search_and_control_numbers(clocked: tuple[Store, Clock]) -> None:
                                  file_id=fid2, groups={"43": {}}, state="sent")  # fmt: skip
     (soon,) = views.flow_health(["remit-out"], now=T0 + timedelta(hours=2))
     (late,) = views.flow_health(["remit-out"], now=T0 + timedelta(days=2))
-    assert soon.acks_overdue == 0 and late.acks_overdue == 1 and late.health == "running"  # its run never ended
+    assert (
+        soon.counts.acks_overdue == 0 and late.counts.acks_overdue == 1 and late.health == "running"
+    )  # its run never ended
 
 
 def test_flow_health_counts_and_sparkline(clocked: tuple[Store, Clock]) -> None:
@@ -166,7 +168,7 @@ def test_flow_health_counts_and_sparkline(clocked: tuple[Store, Clock]) -> None:
     views = Views(store)
     vend, inv, never = views.flow_health(["vendors-in", "invoices-in", "new-flow"], now=T0 + timedelta(hours=3))
     assert vend.health == "failing" and vend.last is not None and vend.last.run.state == "failed"
-    assert inv.health == "attention" and inv.records_failed == 1 and inv.files_error == 1
+    assert inv.health == "attention" and inv.counts.records_failed == 1 and inv.counts.files_error == 1
     assert never.health == "never run" and never.last is None
     assert len(vend.days) == 14 and vend.days[-2:] == [("2026-11-30", 1, 2), ("2026-12-01", 1, 0)]  # UTC days
     assert sum(d[1] for d in never.days) == 0

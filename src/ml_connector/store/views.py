@@ -163,26 +163,6 @@ class FlowOverview:
     def health(self) -> str:
         return self.counts.word(self.last.run if self.last else None)
 
-    @property
-    def records_failed(self) -> int:
-        return self.counts.records_failed
-
-    @property
-    def files_error(self) -> int:
-        return self.counts.files_error
-
-    @property
-    def files_open(self) -> int:
-        return self.counts.files_open
-
-    @property
-    def files_refused(self) -> int:
-        return self.counts.files_refused
-
-    @property
-    def acks_overdue(self) -> int:
-        return self.counts.acks_overdue
-
 
 def _cursor_time(value: str, what: str) -> tuple[datetime, str]:
     try:

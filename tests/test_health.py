@@ -34,6 +34,11 @@ def clocked(db_url: str) -> Iterator[tuple[Store, list[datetime]]]:
     store.close()
 
 
+def engine_read(store: Store, flows: list[str], *, now: datetime) -> list[FlowLedger]:
+    with store.engine.connect() as conn:
+        return read_flows(EngineReader(conn), flows, now=now)
+
+
 def _fill(store: Store, now: list[datetime]) -> dict[str, str]:
     """One flow of each health: attention (failed record, error, open, refused), running, ok, never run."""
     ledger = store.ledger
@@ -59,7 +64,7 @@ def _fill(store: Store, now: list[datetime]) -> dict[str, str]:
 def test_health_reads_every_kind_of_trouble(clocked: tuple[Store, list[datetime]]) -> None:
     store, now = clocked
     ids = _fill(store, now)
-    got = {f.flow: f for f in read_flows(EngineReader(store.engine), FLOWS, now=T0 + timedelta(hours=1))}
+    got = {f.flow: f for f in engine_read(store, FLOWS, now=T0 + timedelta(hours=1))}
     vend = got["vendors-in"]
     assert vend.health == FlowHealth(records_failed=1, files_error=1, files_open=1, files_refused=1)
     assert vend.word == "attention"
@@ -71,9 +76,9 @@ def test_health_reads_every_kind_of_trouble(clocked: tuple[Store, list[datetime]
     assert got["quiet"].word == "ok" and got["quiet"].health == FlowHealth()
     assert got["never"] == FlowLedger("never", None, FlowHealth()) and got["never"].word == "never run"
     # The 997 is overdue once ack_timeout_minutes have passed since the interchange was sent.
-    (late,) = read_flows(EngineReader(store.engine), ["remit-out"], now=T0 + timedelta(minutes=5, hours=4, seconds=1))
+    (late,) = engine_read(store, ["remit-out"], now=T0 + timedelta(minutes=5, hours=4, seconds=1))
     assert late.health.acks_overdue == 1
-    (soon,) = read_flows(EngineReader(store.engine), ["remit-out"], now=T0 + timedelta(hours=4))
+    (soon,) = engine_read(store, ["remit-out"], now=T0 + timedelta(hours=4))
     assert soon.health.acks_overdue == 0
 
 
@@ -82,7 +87,7 @@ def test_refused_names_count_for_the_last_run_only(clocked: tuple[Store, list[da
     _fill(store, now)
     again = store.ledger.start_run("vendors-in", "inbound", "test")
     store.ledger.finish_run(again, RunState.SUCCEEDED, {})
-    (vend,) = read_flows(EngineReader(store.engine), ["vendors-in"], now=T0)
+    (vend,) = engine_read(store, ["vendors-in"], now=T0)
     assert vend.health.files_refused == 0 and vend.health.records_failed == 1
 
 
@@ -92,7 +97,7 @@ def test_the_sqlite3_reader_says_what_the_engine_says(tmp_path: Path) -> None:
     with Store.open(url, clock=lambda: now[0]) as store:
         _fill(store, now)
         later = T0 + timedelta(hours=6)
-        by_engine = read_flows(EngineReader(store.engine), FLOWS, now=later)
+        by_engine = engine_read(store, FLOWS, now=later)
     quick = open_sqlite_reader(url)
     assert quick is not None
     try:

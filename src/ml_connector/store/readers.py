@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .revision import SCHEMA_HEAD
 
 if TYPE_CHECKING:
-    from sqlalchemy import Engine
+    from sqlalchemy import Connection
 
 SQLITE_BUSY_TIMEOUT_S = 30.0
 
@@ -55,17 +55,16 @@ class SqliteReader(Reader):
 
 
 class EngineReader(Reader):
-    """The store's SQLAlchemy engine (any backend)."""
+    """A connection of the store's SQLAlchemy engine (any backend), held for the reader's queries."""
 
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self.sqlite = engine.dialect.name == "sqlite"
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self.sqlite = conn.dialect.name == "sqlite"
 
     def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
         from sqlalchemy import text
 
-        with self._engine.connect() as conn:
-            return [tuple(r) for r in conn.execute(text(sql), dict(params or {}))]
+        return [tuple(r) for r in self._conn.execute(text(sql), dict(params or {}))]
 
 
 def sqlite_file(database_url: str) -> Path | None:
@@ -114,5 +113,5 @@ def store_reader(database_url: str) -> Iterator[Reader]:
         return
     from .store import Store
 
-    with Store.open(database_url) as store:
-        yield EngineReader(store.engine)
+    with Store.open(database_url) as store, store.engine.connect() as conn:
+        yield EngineReader(conn)

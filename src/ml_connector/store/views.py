@@ -421,7 +421,8 @@ class Views:
         names = list(flows)
         start_day = (now - timedelta(days=days - 1)).date()
         since = datetime(start_day.year, start_day.month, start_day.day, tzinfo=UTC)
-        ledgers = read_flows(EngineReader(self._store.engine), names, now=now, ack_timeout_minutes=ack_timeout_minutes)
+        with self._store.engine.connect() as conn:
+            ledgers = read_flows(EngineReader(conn), names, now=now, ack_timeout_minutes=ack_timeout_minutes)
         per_day: dict[tuple[str, str], list[int]] = {}
         with self._store.session() as s:
             # The two counts are read in SQL (json_extract / ->>), not by decoding every JSON document.

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from ..flows.conftest import Env
+from ..sftp.conftest import own
 from .test_alerts import webhook  # noqa: F401 - fixture re-exported
 
 VENDORS_OUT = """
@@ -133,6 +134,34 @@ def test_files_abandon_drops_an_intent_and_the_next_run_sends_its_records_once(b
     (sent,) = env.names("outbound")
     lines = (env.local("outbound") / sent).read_text().splitlines()
     assert len(lines) == records + 1  # header + every record, once
+
+
+def test_settling_an_intent_takes_down_what_a_killed_upload_left(op_env: Env) -> None:
+    """Killed mid-upload: ``.NAME.part`` stays on the server until the intent is settled, then goes."""
+    env = op_env
+    _out(env, "outbound")
+    for settle in (["files", "abandon"], ["files", "resend"], ["run", "vendors-out"]):
+        env.kinetic.sandbox.generate_vendors(2)  # something new to send each time
+        code, _ = _cli(env, "run", "vendors-out", extra_env={"ML_CONNECTOR_FAILPOINT": "outbound.after-intent"})
+        assert code == -signal.SIGKILL
+        f = next(f for f in env.store.ledger.files(flow="vendors-out") if f.state == "intent")
+        before = set(env.names("outbound"))
+        (env.local("outbound") / f".{f.name}.part").write_bytes(b"the first half of a fi")
+        own(env.target, env.local("outbound") / f".{f.name}.part")  # as our SFTP user wrote it
+        args = [*settle, str(f.id)] if settle[0] == "files" else settle
+        if settle[1] == "resend":
+            args += ["--folder", env.folder("elsewhere")]
+            env.local("elsewhere").mkdir(exist_ok=True)
+            own(env.target, env.local("elsewhere"))
+        code, out = _cli(env, *args)
+        assert code == 0, (settle, out)
+        assert f".{f.name}.part" not in env.names("outbound"), settle
+        assert not any(n.endswith(".part") for n in env.names("outbound")), (settle, env.names("outbound"))
+        assert env.store.ledger.file(f.id).state in ("abandoned", "delivered"), settle  # type: ignore[union-attr]
+        assert set(env.names("outbound")) - before <= {f.name}, settle
+    # abandon and resend-elsewhere removed it; the run's re-send to the same folder wrote over it and renamed it
+    removed = env.store.audit.query(kind="sftp.temp_removed")
+    assert len(removed) == 2, [e.subject for e in removed]
 
 
 def test_abandon_refuses_an_intent_that_reached_the_server(op_env: Env) -> None:

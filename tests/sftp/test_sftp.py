@@ -240,6 +240,48 @@ def test_leftover_temporaries_are_cleaned(target: Target) -> None:
     assert sorted(p.name for p in target.local_base.iterdir()) == [".partner-dotfile"]
 
 
+def test_remove_temporary_takes_down_one_name_only(target: Target) -> None:
+    target.local(".a.csv.part").write_bytes(b"half")
+    target.local(".b.csv.part").write_bytes(b"another flow's upload in progress")
+    own(target, target.local_base)
+    audit: list[tuple[str, dict[str, Any]]] = []
+
+    async def body() -> tuple[bool, bool, bool]:
+        async with client(target, audit) as c:
+            first = await c.remove_temporary(target.remote_base, "a.csv")
+            again = await c.remove_temporary(target.remote_base, "a.csv")
+            nowhere = await c.remove_temporary(target.remote("no-such-folder"), "a.csv")
+            return first, again, nowhere
+
+    assert asyncio.run(body()) == (True, False, False)
+    assert sorted(p.name for p in target.local_base.iterdir()) == [".b.csv.part"]
+    assert [k for k, _ in audit if k != "sftp.connected"] == ["sftp.temp_removed"]
+
+
+def test_a_cancelled_upload_takes_its_temporary_down(target: Target, tmp_path: Path) -> None:
+    """Ctrl-C (the task cancelled) mid-upload: no ``.NAME.part`` is left on the server."""
+    src = tmp_path / "big.csv"
+    with src.open("wb") as f:
+        for _ in range(128):
+            f.write(os.urandom(1 << 20))
+    temp = target.local_base / ".big.csv.part"
+
+    async def body() -> None:
+        async with client(target) as c:
+            task = asyncio.create_task(c.upload_atomic(src, target.remote_base, "big.csv"))
+            for _ in range(4000):
+                if temp.exists() or task.done():
+                    break
+                await asyncio.sleep(0.002)
+            assert temp.exists() and not task.done(), "the upload must be under way when it is cancelled"
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(body())
+    assert sorted(p.name for p in target.local_base.iterdir()) == []
+
+
 def test_check_remote_name() -> None:
     for bad in ["../etc/passwd", "a/b", "..", ".", "x\x00y", "tab\tname", "-rf", "a\\b", "x" * 256]:
         with pytest.raises(UnsafeNameError):

@@ -123,12 +123,9 @@ class MemoryPartnerFiles:
         """Create ``folder``."""
         self.folders.add(folder.rstrip("/"))
 
-    async def cleanup_temporaries(self, folder: str) -> list[str]:
-        """Remove our ``.NAME.part`` leftovers."""
-        removed = [n for n in self.names(folder) if n.startswith(".") and n.endswith(".part")]
-        for n in removed:
-            del self.files[join(folder.rstrip("/"), n)]
-        return removed
+    async def remove_temporary(self, folder: str, name: str) -> bool:
+        """Remove ``.NAME.part`` from ``folder`` if present."""
+        return self.files.pop(join(folder.rstrip("/"), f".{name}.part"), None) is not None
 
     async def close(self) -> None:
         """Nothing to release."""

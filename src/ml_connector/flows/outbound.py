@@ -177,13 +177,27 @@ class OutboundRun(FlowRun):
                 "its records are sent again (the watermark did not move)",
             )
             self.audit("file.abandoned", subject=join(folder, name), outcome="warning", details={"file_id": f.id})
+            await self._drop_temporaries(sftp, [folder, target], name)
             return False
         self._commit(f.id, final, {**d, "folder": final.rsplit("/", 1)[0]}, f.size, f.sha256 or "",
                      move_watermark=move_watermark, how=how)  # fmt: skip
         self.result.bump("recovered")
         self.ctx.progress.note(f"recovered {final} ({how})")
         local.unlink(missing_ok=True)
+        await self._drop_temporaries(sftp, [folder, target], name)
         return True
+
+    async def _drop_temporaries(self, sftp: PartnerFiles, folders: list[str], name: str) -> None:
+        """A killed upload's ``.NAME.part`` in the intent's folders, once the intent is settled.
+
+        Best effort: the ledger already says what happened; a temporary that cannot be removed is
+        audited (``sftp.temp_left``), and partners skip dot-files and ``.part`` names anyway.
+        """
+        for place in dict.fromkeys(folders):
+            try:
+                await sftp.remove_temporary(place, name)
+            except MLConnectorError as exc:
+                self.audit("sftp.temp_left", subject=join(place, name), outcome="warning", details={"error": str(exc)})
 
     async def resend_intent(self, file_id: int, folder: str | None) -> RunResult:
         """``files resend ID``: complete a pending intent now, to ``folder`` or the flow's current folder."""
@@ -225,6 +239,8 @@ class OutboundRun(FlowRun):
                            details={"file_id": f.id, "by": "operator", "checked_server": check_server})  # fmt: skip
             if f.local_path:
                 Path(f.local_path).unlink(missing_ok=True)
+            if check_server:  # the server answers: take down what a killed upload left
+                await self._drop_temporaries(sftp, [folder, self.flow.folder], name)
             self.result.bump("abandoned")
             self.result.files.append({"id": f.id, "remote_path": f.remote_path, "state": "abandoned"})
 

@@ -65,8 +65,8 @@ class PartnerFiles(Protocol):
         """Create ``folder`` if missing."""
         ...
 
-    async def cleanup_temporaries(self, folder: str) -> list[str]:
-        """Remove our leftover upload temporaries."""
+    async def remove_temporary(self, folder: str, name: str) -> bool:
+        """Remove the upload temporary of ``name`` left in ``folder`` (a killed upload's), if any."""
         ...
 
     async def close(self) -> None:

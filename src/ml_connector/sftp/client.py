@@ -43,6 +43,7 @@ from .names import (
 )
 
 T = TypeVar("T")
+CANCEL_CLEANUP_S = 5.0  # how long a cancelled upload may spend removing its temporary
 Audit = Callable[..., None]
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -430,7 +431,16 @@ class SftpClient:
                         return landed
                 except asyncssh.SFTPNoSuchFile:
                     pass
-            await sftp.put(str(local), temp, block_size=self.options.block_size, max_requests=self.options.max_requests)
+            try:
+                await sftp.put(
+                    str(local), temp, block_size=self.options.block_size, max_requests=self.options.max_requests
+                )
+            except asyncio.CancelledError:
+                # Ctrl-C or a stop mid-upload: take the half-written temporary down (briefly; the
+                # intent stays pending, and its re-send would overwrite it anyway).
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(asyncio.shield(_quiet_remove(sftp, temp)), CANCEL_CLEANUP_S)
+                raise
             remote_size = (await sftp.stat(temp)).size
             if remote_size != size:
                 await _quiet_remove(sftp, temp)
@@ -486,6 +496,28 @@ class SftpClient:
             return bool(await sftp.exists(path))
 
         return await self._retrying(f"stat {path}", op)
+
+    async def remove_temporary(self, folder: str, name: str) -> bool:
+        """Remove the upload temporary of ``name`` (``.NAME.part``) left in ``folder``, if any.
+
+        Only that one name: another flow sharing the folder may be uploading its own file.
+        """
+        temp = join(folder, self.options.temp.temp_for(check_remote_name(name)))
+
+        async def op(sftp: asyncssh.SFTPClient) -> bool:
+            try:
+                await sftp.remove(temp)
+            except asyncssh.SFTPNoSuchFile:
+                return False
+            return True
+
+        try:
+            removed = await self._retrying(f"remove {temp}", op)
+        except NotFoundError:
+            return False
+        if removed:
+            self._record("sftp.temp_removed", subject=temp, outcome="warning")
+        return removed
 
     async def cleanup_temporaries(self, folder: str) -> list[str]:
         """Remove our leftover upload temporaries (``.NAME.part``) from a crashed run."""

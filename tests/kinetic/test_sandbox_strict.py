@@ -248,6 +248,22 @@ def test_a_filter_on_a_display_field_is_a_generic_500(wire: Wire) -> None:
     assert "VendorNumVendorID" in body["ErrorMessage"]
 
 
+def test_display_fields_are_named_per_row_type_as_the_schema_names_them(wire: Wire) -> None:
+    """InvcHeadRow carries the customer as CustomerCustID/CustomerName (S1); it has no CustNumCustID."""
+    ar = "Erp.BO.ARInvoiceSvc"
+    rows = wire.rows(ar, "ARInvoices", **{"$select": "InvoiceNum,CustNum,CustomerCustID,CustomerName",
+                                          "$filter": "InvoiceNum eq 1002"})  # fmt: skip
+    assert rows == [{"InvoiceNum": 1002, "CustNum": 3, "CustomerCustID": "C0003", "CustomerName": "Customer 3",
+                     "RowMod": ""}]  # fmt: skip
+    body = epicor_error(wire.get(ar, "ARInvoices", **{"$select": "InvoiceNum,CustNumCustID"}), 400)
+    assert "Could not find a property named 'CustNumCustID'" in body["ErrorMessage"]
+    # A vendor's display fields are not on an AR invoice, nor a customer's on an AP invoice.
+    epicor_error(wire.get(ar, "ARInvoices", **{"$select": "VendorNumVendorID"}), 400)
+    epicor_error(wire.get(AP, "APInvoices", **{"$select": "CustomerCustID"}), 400)
+    # Like every display field, it can be read but not filtered on.
+    epicor_error(wire.get(ar, "ARInvoices", **{"$filter": "CustomerCustID eq 'C0003'"}), 500)
+
+
 # --- datetime_literal ----------------------------------------------------------------------------
 
 
@@ -422,6 +438,25 @@ def test_check_fields_are_kept_only_on_manual_checks(wire: Wire) -> None:
     assert save_check(True)["CheckNum"] == 777
     wire.option(entry_rules=False)
     assert save_check(False)["CheckNum"] == 777
+
+
+def test_the_check_amount_is_the_sum_of_its_payment_lines(wire: Wire) -> None:
+    """No public caller writes CheckAmt/DocCheckAmt: a written one is not kept, the lines decide."""
+    ds = wire.ds(PAY, "CreateNewCheckHed", {"pcGroupID": "CHK01", "ds": {}})
+    ds = wire.ds(PAY, "OnChangeVendor", {"pcVendorID": "V0001", "ds": ds})
+    ds = wire.ds(PAY, "OnChangeManualPrint", {"plManualPrint": True, "ds": ds})
+    ds["CheckHed"][0].update(CheckNum=4242, CheckAmt=999, DocCheckAmt=999, RowMod="U")
+    head = wire.ds(PAY, "Update", {"ds": ds})["CheckHed"][0]
+    assert (head["CheckAmt"], head["DocCheckAmt"]) == (0, 0)
+    for invoice, paid in (("INV-001-1", 300), ("INV-001-2", 125.5)):
+        tran = wire.ds(PAY, "GetNewAPTran", {"ds": {"CheckHed": [head]}, "headNum": head["HeadNum"], "apTranNo": 0,
+                                             "invoiceNum": invoice})  # fmt: skip
+        tran = wire.ds(PAY, "OnChangeInvoiceNum", {"pcInvoiceNum": invoice, "pcChangeExchangeRateResponse": "Yes",
+                                                   "ds": tran})  # fmt: skip
+        tran = wire.ds(PAY, "OnChangeDocTranAmt", {"pdDocTranAmt": paid, "ds": tran})
+        wire.ds(PAY, "Update", {"ds": tran})
+    saved = wire.read(PAY, headNum=head["HeadNum"])["CheckHed"][0]
+    assert (saved["CheckAmt"], saved["DocCheckAmt"]) == (425.5, 425.5)
 
 
 # --- AP invoices -----------------------------------------------------------------------------------

@@ -119,7 +119,7 @@ CASHHEAD_FIELDS = frozenset({
     "TranAmt", "DocTranAmt", "UnAppliedAmt", "AppliedAmt", "CurrencyCode", "BankAcctID", "PMUID", "Reference",
     "Posted",
 })  # fmt: skip
-INVCHEAD_FIELDS = frozenset({*_COMMON, "InvoiceNum", "CustNum", "CustNumCustID", "InvoiceAmt", "InvoiceBal",
+INVCHEAD_FIELDS = frozenset({*_COMMON, "InvoiceNum", "CustNum", "CustomerCustID", "InvoiceAmt", "InvoiceBal",
                              "InvoiceDate", "DueDate", "Posted", "OpenInvoice"})  # fmt: skip
 
 ENTITIES: dict[str, Entity] = {

@@ -77,7 +77,25 @@ from .kinetic_schema import SERVICES, SPECS, TABLES, GetNew, ServiceSpec, metada
 
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 TERMS_CODES = {"N30": 30, "N45": 45, "N60": 60, "2/10N30": 30, "COD": 0}
-DISPLAY_FIELDS = {"VendorNumVendorID", "VendorNumName", "CustNumCustID", "CustNumName"}
+# Display fields a row carries from a joined table, named as the published tablesets name them
+# (S1 ``Erp_Tablesets_<Table>Row``): the vendor's ID and name on rows keyed by VendorNum, the
+# customer's on AR invoices as ``CustomerCustID``/``CustomerName`` (InvcHeadRow has no
+# ``CustNumCustID``; CashHead has a real ``CustID`` column instead).
+VENDOR_DISPLAY = {"VendorNumVendorID": "VendorID", "VendorNumName": "Name"}
+CUSTOMER_DISPLAY = {"CustomerCustID": "CustID", "CustomerName": "Name"}
+CUSTOMER_DISPLAY_TABLES = {"InvcHead"}
+
+
+def display_fields(table: Table) -> dict[str, str]:
+    """The display fields ``table``'s rows carry: field -> column of the vendor or customer row."""
+    out: dict[str, str] = {}
+    if "VendorNum" in table.c and table.name != "Vendor":
+        out.update(VENDOR_DISPLAY)
+    if table.name in CUSTOMER_DISPLAY_TABLES:
+        out.update(CUSTOMER_DISPLAY)
+    return out
+
+
 # Methods beyond GetNew… each service answers (GetNew… come from kinetic_schema.SERVICES).
 COMMON_METHODS = ("GetByID", "GetList", "GetRows", "Update", "UpdateExt", "DeleteByID")
 SERVICE_METHODS: dict[str, tuple[str, ...]] = {
@@ -515,10 +533,9 @@ class KineticSandbox:
         unquoted = re.sub(r"'(?:[^']|'')*'", "''", flt)
         if o.query_plan_errors:
             for name in re.findall(r"\b[A-Za-z_]\w*\b", unquoted):
-                prefix = re.match(r"^([A-Za-z]+Num)[A-Z]\w*$", name)
-                # Display fields joined from another table (VendorNumVendorID, CustNumCustID):
+                # Display fields joined from another table (VendorNumVendorID, CustomerCustID):
                 # Kinetic can read them but not plan a query on them, and says nothing useful.
-                if name not in table.c and prefix and prefix.group(1) in table.c:
+                if name not in table.c and name in display_fields(table):
                     raise _query_plan_error().by("query_plan_errors")
         return _DATETIME.sub(lambda m: self._datetime_literal(m.group(0)), flt)
 
@@ -605,7 +622,7 @@ class KineticSandbox:
         stmt = self._query(table, request)
         fields = [f.strip() for f in (request.query_params.get("$select") or "").split(",") if f.strip()]
         for name in fields:
-            if name not in DISPLAY_FIELDS:
+            if name not in display_fields(table):
                 _column(table, name)
         expand = [e.strip() for e in (request.query_params.get("$expand") or "").split(",") if e.strip()]
         for nav in expand:
@@ -647,24 +664,17 @@ class KineticSandbox:
     def _rows(
         self, conn: Connection, table: Table, results: list[Any], fields: list[str] | None = None
     ) -> list[dict[str, Any]]:
-        """Serialise rows; the display fields (VendorNumVendorID, VendorNumName) in one lookup."""
+        """Serialise rows; the display fields (``display_fields``) in one lookup per joined table."""
+        shown = display_fields(table)
+        wanted = set(shown) if not fields else set(shown) & set(fields)
         vendors: dict[int, Any] = {}
-        wants_display = (
-            "VendorNum" in table.c and table.name != "Vendor" and (not fields or bool(DISPLAY_FIELDS & set(fields)))
-        )
-        if wants_display and results:
+        if wanted & set(VENDOR_DISPLAY) and results:
             nums = {r._mapping["VendorNum"] for r in results}
             query = select(VENDOR.c.VendorNum, VENDOR.c.VendorID, VENDOR.c.Name).where(VENDOR.c.VendorNum.in_(nums))
             vendors = {v.VendorNum: v for v in conn.execute(query)}
-        # CustNumCustID / CustNumName, the same way (kinetic-client: the cash receipt recipe reads
-        # an AR invoice's customer ID for GetCustomerInfo).
+        # The cash receipt recipe reads an AR invoice's customer ID for GetCustomerInfo.
         customers: dict[int, Any] = {}
-        wants_customer = (
-            "CustNum" in table.c
-            and table.name != "Customer"
-            and (not fields or bool({"CustNumCustID", "CustNumName"} & set(fields)))
-        )
-        if wants_customer and results:
+        if wanted & set(CUSTOMER_DISPLAY) and results:
             custs = {r._mapping["CustNum"] for r in results}
             query = select(CUSTOMER.c.CustNum, CUSTOMER.c.CustID, CUSTOMER.c.Name).where(CUSTOMER.c.CustNum.in_(custs))
             customers = {c.CustNum: c for c in conn.execute(query)}
@@ -673,7 +683,7 @@ class KineticSandbox:
             mapping = result._mapping
             row: dict[str, Any] = {}
             for k in fields or [c.name for c in table.columns]:
-                if k in DISPLAY_FIELDS:
+                if k in shown:
                     continue
                 value = mapping[k]
                 if isinstance(value, datetime):
@@ -682,14 +692,13 @@ class KineticSandbox:
                     dec = Decimal(value)
                     value = str(dec) if self.options.decimals_as_strings else float(dec)
                 row[k] = value
-            if wants_display:
-                vendor = vendors.get(mapping["VendorNum"])
-                row["VendorNumVendorID"] = vendor.VendorID if vendor else ""
-                row["VendorNumName"] = vendor.Name if vendor else ""
-            if wants_customer:
-                customer = customers.get(mapping["CustNum"])
-                row["CustNumCustID"] = customer.CustID if customer else ""
-                row["CustNumName"] = customer.Name if customer else ""
+            for name in sorted(wanted):
+                if name in VENDOR_DISPLAY:
+                    joined = vendors.get(mapping["VendorNum"])
+                    row[name] = getattr(joined, VENDOR_DISPLAY[name]) if joined else ""
+                else:
+                    joined = customers.get(mapping["CustNum"])
+                    row[name] = getattr(joined, CUSTOMER_DISPLAY[name]) if joined else ""
             row["RowMod"] = ""
             out.append(row)
         return out
@@ -943,7 +952,7 @@ class KineticSandbox:
     ) -> dict[str, Any]:
         t, spec = TABLES[table], SPECS[table]
         mod = row.get("RowMod", "")
-        unknown = sorted(set(row) - {c.name for c in t.columns} - {"RowMod"} - DISPLAY_FIELDS)
+        unknown = sorted(set(row) - {c.name for c in t.columns} - {"RowMod"} - set(display_fields(t)))
         if unknown:
             raise _fail(table, unknown[0], f"Unknown field {unknown[0]} on {table}")
         values = {k: _coerce(t, k, v) for k, v in row.items() if k in t.c}
@@ -1040,6 +1049,12 @@ class KineticSandbox:
             # Only a manual check carries its number, date and bank account; otherwise the check
             # run assigns them and whatever was written is dropped.
             values.update(CheckNum=0, CheckDate=None, BankAcctID="")
+        if table == "CheckHed":
+            # The check amount is what its payment lines add up to (no public caller writes it, and
+            # the schema has no change method for it): a written one is not kept.
+            if values.pop("CheckAmt", None) or values.pop("DocCheckAmt", None):
+                self.note("entry_rules")
+            values.pop("DocCheckAmt", None)
         if table == "APInvHed":
             # InvoiceAmt accumulates the lines: a written one is not kept (recomputed after the save).
             if values.pop("InvoiceAmt", None):
@@ -1058,6 +1073,13 @@ class KineticSandbox:
             conn.execute(update(head).where(*match).values(InvoiceAmt=total, DocInvoiceAmt=total))
             # An unposted invoice owes what its lines add up to.
             conn.execute(update(head).where(*match, head.c.Posted.is_(False)).values(InvoiceBal=total))
+        if self.options.entry_rules and table in ("CheckHed", "APTran"):
+            head, tran = TABLES["CheckHed"], TABLES["APTran"]
+            lines = (tran.c.HeadNum == head.c.HeadNum, tran.c.Voided.is_(False))
+            amount = select(func.coalesce(func.sum(tran.c.TranAmt), 0)).where(*lines).scalar_subquery()
+            doc = select(func.coalesce(func.sum(tran.c.DocTranAmt), 0)).where(*lines).scalar_subquery()
+            conn.execute(update(head).where(head.c.HeadNum == values.get("HeadNum")).values(CheckAmt=amount,
+                                                                                             DocCheckAmt=doc))  # fmt: skip
         if self.options.entry_rules and table in ("CashHead", "CashDtl"):
             # What a receipt applies is the sum of its lines; the rest of the check is unapplied.
             head, dtl = TABLES["CashHead"], TABLES["CashDtl"]
@@ -1247,8 +1269,7 @@ class KineticSandbox:
         if customer is None:
             raise _fail("CashHead", "CustID", f"Customer '{cust_id}' is not valid.")
         for r in rows:
-            r.update(CustNum=customer.CustNum, CustID=customer.CustID, CurrencyCode=customer.CurrencyCode,
-                     CustNumCustID=customer.CustID, CustNumName=customer.Name)  # fmt: skip
+            r.update(CustNum=customer.CustNum, CustID=customer.CustID, CurrencyCode=customer.CurrencyCode)
         return {"parameters": {"ds": ds}}
 
     def _get_dtl_invoice_info(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:

@@ -157,7 +157,9 @@ async def _new_header(k: KineticPort, pay: Payment, vendor: Mapping[str, Any], t
     ds = ds_of(await k.call(svc, "OnChangeVendor", {"pcVendorID": pay.vendor_id, "ds": ds}))
     ds = ds_of(await k.call(svc, "OnChangeManualPrint", {"plManualPrint": True, "ds": ds}))
     hed = first_row(ds, "CheckHed", what)
-    hed.update(CheckNum=pay.check_num, CheckAmt=pay.amount, DocCheckAmt=pay.amount)
+    # The check amount is not written: Kinetic adds up the payment lines (no public caller writes
+    # CheckAmt/DocCheckAmt; docs/kinetic.md). The file's own total is checked against its lines.
+    hed["CheckNum"] = pay.check_num
     if pay.check_date:
         hed["CheckDate"] = pay.check_date
     if pay.bank_acct_id:

@@ -92,7 +92,7 @@ class CashReceiptRecipe:
                 k,
                 AR_INVOICES,
                 [{"InvoiceNum": n} for n in sorted(numbers)],
-                select=["InvoiceNum", "CustNum", "CustNumCustID"],
+                select=["InvoiceNum", "CustNum", "CustomerCustID"],
             )
             if numbers
             else KeyIndex(AR_INVOICES.natural_key)
@@ -108,8 +108,8 @@ class CashReceiptRecipe:
                 other = invoices.get((num,)) or {}
                 if other.get("CustNum") != customer.get("CustNum"):
                     # One receipt pays one customer: Kinetic refuses a line for another customer's invoice.
-                    theirs = other.get("CustNumCustID") or other.get("CustNum")
-                    ours = customer.get("CustNumCustID") or customer.get("CustNum")
+                    theirs = other.get("CustomerCustID") or other.get("CustNum")
+                    ours = customer.get("CustomerCustID") or customer.get("CustNum")
                     raise RecordError(
                         f"RMR02 invoice {num} belongs to customer {theirs}, not {ours} (invoice {receipt.lines[0][0]})"
                     )
@@ -134,7 +134,7 @@ async def post_receipt(k: KineticPort, receipt: Receipt, customer: Mapping[str, 
     """Post one receipt and apply it; returns (CashHead row, created)."""
     svc = ENTITY.service
     cust_num = int(customer.get("CustNum") or 0)
-    cust_id = str(customer.get("CustNumCustID") or customer.get("CustID") or "")
+    cust_id = str(customer.get("CustomerCustID") or customer.get("CustID") or "")
     what = f"cash receipt {receipt.check_ref!r}"
     head = await _find(k, receipt.group_id, cust_num, receipt.check_ref)
     created = head is None

@@ -433,3 +433,25 @@ def test_different_500s_on_a_read_are_transient_and_retried() -> None:
             return await k.query(SVC, "Vendors")
 
     assert asyncio.run(body()) == [{"VendorID": "V1"}] and calls == [500, 500, 200]
+
+
+def test_what_kinetic_says_in_a_methods_out_parameters_is_audited() -> None:
+    """confirmMsg, cMessageText…: a non-empty message is an ``epicor.message`` event; an empty one is not."""
+    asked = {"parameters": {"ds": {}, "confirmMsg": "Vendor V1 is on hold. Continue?", "cMessageText": " ",
+                            "OutValue": "not a message"}}  # fmt: skip
+    transport, _ = _scripted([(200, asked), (200, {"parameters": {"ds": {}, "confirmMsg": ""}})])
+    events: list[tuple[str, dict[str, Any]]] = []
+
+    async def body() -> None:
+        async with KineticClient(_mock_settings(), transport=transport, sleep=no_sleep,
+                                 audit=lambda kind, **kw: events.append((kind, kw))) as k:  # fmt: skip
+            await k.call("Erp.BO.APInvoiceSvc", "ChangeVendorID", {"ProposedVendorID": "V1", "confirmCheck": True,
+                                                                   "ds": {}})  # fmt: skip
+            await k.call("Erp.BO.APInvoiceSvc", "ChangeVendorID", {"ProposedVendorID": "V2", "confirmCheck": True,
+                                                                   "ds": {}})  # fmt: skip
+
+    asyncio.run(body())
+    said = [kw for kind, kw in events if kind == "epicor.message"]
+    assert len(said) == 1 and said[0]["subject"] == "Erp.BO.APInvoiceSvc/ChangeVendorID"
+    assert said[0]["details"] == {"messages": {"confirmMsg": "Vendor V1 is on hold. Continue?"}}
+    assert said[0]["outcome"] == "warning"

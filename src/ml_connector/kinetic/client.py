@@ -20,6 +20,7 @@ entity is (service, entity set, keys, cursor) lives in ``kinetic.entities``.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -46,6 +47,8 @@ from . import odata
 from .auth import TOKEN_PATH, KineticAuth
 
 Audit = Callable[..., None]
+# Out-parameters in which a method says something to the user (confirmMsg, cMessageText, opMessage…).
+MESSAGE_PARAM = re.compile(r"(?i)(msg|message|messagetext)$")
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -420,7 +423,19 @@ class KineticClient:
     async def call(self, service: str, method: str, body: dict[str, Any], *, write: bool = False) -> dict[str, Any]:
         """A business-object method by POST (GetNew…, Change…, Update…); every parameter is sent."""
         result = await self.request("POST", f"{self.odata_base}/{service}/{method}", json=body, write=write)
+        self._note_messages(service, method, result)
         return dict(result)
+
+    def _note_messages(self, service: str, method: str, result: Any) -> None:
+        """Kinetic's words in a method's out-parameters (``confirmMsg``, ``cMessageText``, ``opMessage``…),
+        when it said something: audited as ``epicor.message`` beside the call, for the operator."""
+        params = result.get("parameters") if isinstance(result, dict) else None
+        if self._audit is None or not isinstance(params, dict):
+            return
+        said = {k: v for k, v in params.items() if isinstance(v, str) and v.strip() and MESSAGE_PARAM.search(k)}
+        if said:
+            self._audit("epicor.message", subject=f"{service}/{method}", outcome="warning",
+                        details={"messages": said}, flow=self._flow, run_id=self._run_id)  # fmt: skip
 
     async def read(self, service: str, method: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """A read-only method (GetByID, GetRows, GetList) by GET with query parameters (POST is deprecated)."""

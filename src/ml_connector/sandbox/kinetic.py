@@ -1202,7 +1202,8 @@ class KineticSandbox:
                      TermsCode=vendor.TermsCode, CurrencyCode=vendor.CurrencyCode)  # fmt: skip
             if r.get("InvoiceDate"):
                 r["DueDate"] = _due(str(r["InvoiceDate"]), vendor.TermsCode)
-        return {"parameters": {"ds": ds}}
+        # S1 ChangeVendorID_output: the ds and confirmMsg (a question for the user; none here).
+        return {"parameters": {"ds": ds, "confirmMsg": ""}}
 
     def _change_invoice_amt(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
         ds, rows = self._rows_of(params, "APInvHed")
@@ -1224,7 +1225,8 @@ class KineticSandbox:
         for r in rows:
             r.update(InvoiceDate=f"{day.isoformat()}T00:00:00", ApplyDate=f"{day.isoformat()}T00:00:00",
                      DueDate=_due(day.isoformat(), str(r.get("TermsCode") or "N30")))  # fmt: skip
-        return {"parameters": {"ds": ds}}
+        # S1 ChangeInvoiceDateEx_output: the ds and cMessageText (nothing to say here).
+        return {"parameters": {"ds": ds, "cMessageText": ""}}
 
     def _on_change_invoice_num(self, spec: ServiceSpec, params: dict[str, Any]) -> dict[str, Any]:
         ds, rows = self._rows_of(params, "APTran")

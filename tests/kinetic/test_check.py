@@ -95,6 +95,25 @@ def test_write_test_creates_and_deletes_one_draft_in_the_group() -> None:
     assert not finding(bad, "write test").ok
 
 
+def test_write_test_of_a_payment_group_creates_and_deletes_an_empty_header() -> None:
+    report = check({}, entities=["vendors"], write_test="ap-payments:CHK01")
+    f = finding(report, "write test")
+    assert f.ok and "empty payment header" in f.result and "created and deleted" in f.result, f.result
+    bad = check({}, entities=["vendors"], write_test="ap-payments:NOCHK")
+    assert not finding(bad, "write test").ok, finding(bad, "write test").result
+
+
+def test_write_test_values_are_checked() -> None:
+    from ml_connector.errors import UsageError
+    from ml_connector.kinetic.check import write_test_target
+
+    assert write_test_target("SEED01") == ("ap-invoices", "SEED01")
+    assert write_test_target("ap-payments:CHK01") == ("ap-payments", "CHK01")
+    for bad in ("vendors:X", "ap-payments:"):
+        with pytest.raises(UsageError, match="--write-test"):
+            write_test_target(bad)
+
+
 def test_cli_check_against_the_sandbox_command(running_sandbox: tuple[dict[str, str], list[str]]) -> None:  # noqa: F811
     env, lines = running_sandbox
     init_with_connections(env, lines)

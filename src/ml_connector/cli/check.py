@@ -38,7 +38,12 @@ def check_connection(
     name: str,
     flows: Annotated[bool, typer.Option("--flows", help="Only the entities and fields the flows on it use")] = False,
     write_test: Annotated[
-        str | None, typer.Option(metavar="GROUP", help="Also create and delete one draft AP invoice in GROUP")
+        str | None,
+        typer.Option(
+            metavar="[ENTITY:]GROUP",
+            help="Also create and delete one draft in GROUP: an AP invoice (GROUP or ap-invoices:GROUP) "
+            "or an empty AP payment header (ap-payments:GROUP)",
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output")] = False,
 ) -> None:
@@ -47,8 +52,10 @@ def check_connection(
 
     from ..connections import EpicorSettings
     from ..kinetic import KineticClient, KineticOptions
-    from ..kinetic.check import fit_check
+    from ..kinetic.check import fit_check, write_test_target
 
+    if write_test:
+        write_test_target(write_test)  # a malformed value is refused before anything connects
     home = _state(ctx).home
     with _open_store(ctx) as store:
         settings = store.connections.settings(name, home.keyring())

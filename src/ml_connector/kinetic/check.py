@@ -24,7 +24,7 @@ from typing import Any
 
 from defusedxml import ElementTree  # type: ignore[import-untyped]
 
-from ..errors import MLConnectorError, ScopeDeniedError
+from ..errors import MLConnectorError, ScopeDeniedError, UsageError
 from . import odata
 from .client import KineticClient
 from .entities import ENTITIES, Entity
@@ -230,8 +230,27 @@ async def _fields(k: KineticClient, e: Entity, wanted: list[str], report: CheckR
                setting="fix the flow's mapping" if missing else None)  # fmt: skip
 
 
-async def _write_test(k: KineticClient, group: str, report: CheckReport) -> None:
-    """One draft AP invoice in ``group``, created and deleted (only when asked)."""
+WRITE_TESTS = ("ap-invoices", "ap-payments")
+
+
+def write_test_target(value: str) -> tuple[str, str]:
+    """``GROUP`` (an AP invoice group) or ``ENTITY:GROUP`` for ``--write-test``."""
+    entity, sep, group = value.partition(":")
+    if not sep:
+        return "ap-invoices", value
+    if entity not in WRITE_TESTS:
+        raise UsageError(f"--write-test {value!r}: ENTITY is one of {', '.join(WRITE_TESTS)} (or give GROUP alone)")
+    if not group:
+        raise UsageError(f"--write-test {value!r}: give the group after the colon")
+    return entity, group
+
+
+async def _write_test(k: KineticClient, target: str, report: CheckReport) -> None:
+    """One draft created in the group and deleted (only when asked): an AP invoice or an AP payment."""
+    entity, group = write_test_target(target)
+    if entity == "ap-payments":
+        await _write_test_payment(k, group, report)
+        return
     svc = ENTITIES["ap-invoices"].service
     vendors = await k.query(ENTITIES["vendors"].service, "Vendors", select=["VendorNum", "VendorID"],
                             orderby="VendorNum asc", top=1)  # fmt: skip
@@ -251,3 +270,20 @@ async def _write_test(k: KineticClient, group: str, report: CheckReport) -> None
         return
     left = await k.query(svc, "APInvoices", filter=odata.compare("InvoiceNum", "eq", number), top=1)
     report.add("write test", f"group {group}: draft AP invoice {number} created and deleted", ok=not left)
+
+
+async def _write_test_payment(k: KineticClient, group: str, report: CheckReport) -> None:
+    """``CreateNewCheckHed`` saves an empty payment header at once (the recipe's first call); delete it by HeadNum."""
+    entity = ENTITIES["ap-payments"]
+    try:
+        ds = await k.call(entity.service, "CreateNewCheckHed", {"pcGroupID": group, "ds": {}}, write=True)
+        head_num = int(((ds.get("parameters") or {}).get("ds") or {}).get("CheckHed", [{}])[0].get("HeadNum") or 0)
+        if not head_num:
+            report.add("write test", f"group {group}: CreateNewCheckHed returned no HeadNum", ok=False)
+            return
+        await k.call(entity.service, "DeleteByID", {"headNum": head_num}, write=True)
+    except MLConnectorError as exc:
+        report.add("write test", f"group {group}: {exc}", ok=False)
+        return
+    left = await k.query(entity.service, entity.entity_set, filter=odata.compare("HeadNum", "eq", head_num), top=1)
+    report.add("write test", f"group {group}: empty payment header {head_num} created and deleted", ok=not left)

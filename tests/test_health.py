@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from ml_connector.errors import StoreError
 from ml_connector.states import FileState, RecordState, RunState
 from ml_connector.store import Store
 from ml_connector.store.health import FlowHealth, FlowLedger, read_flows
@@ -123,8 +124,8 @@ def test_the_sqlite3_reader_is_used_only_on_a_current_sqlite_home(tmp_path: Path
     Store.open(f"sqlite:///{current}").close()
     quick = open_sqlite_reader(f"sqlite:///{current}")
     assert quick is not None
-    try:  # read-only: a write is refused by SQLite itself
-        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+    try:  # read-only: a write is refused by SQLite itself, and reported as a store error naming the file
+        with pytest.raises(StoreError, match=rf"cannot read database {current}: .*readonly"):
             quick.rows("DELETE FROM runs")
         assert quick.rows("SELECT version_num FROM alembic_version") == [(SCHEMA_HEAD,)]
     finally:

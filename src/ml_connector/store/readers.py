@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import StoreError
 from .revision import SCHEMA_HEAD
 
 if TYPE_CHECKING:
@@ -44,11 +45,15 @@ class SqliteReader(Reader):
 
     sqlite = True
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
+        self._path = path
 
     def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        return [tuple(r) for r in self._conn.execute(sql, dict(params or {})).fetchall()]
+        try:
+            return [tuple(r) for r in self._conn.execute(sql, dict(params or {})).fetchall()]
+        except sqlite3.Error as exc:  # e.g. locked for longer than the busy timeout
+            raise StoreError(f"cannot read database {self._path}: {exc}") from None
 
     def close(self) -> None:
         self._conn.close()
@@ -98,7 +103,7 @@ def open_sqlite_reader(database_url: str) -> SqliteReader | None:
     if versions != [SCHEMA_HEAD]:
         conn.close()
         return None
-    return SqliteReader(conn)
+    return SqliteReader(conn, path)
 
 
 @contextmanager

@@ -214,17 +214,52 @@ def format_value(value: Any, col: Column, where: str, implied_decimals: int = 0)
 DECODE_CHUNK = 1 << 20
 
 
-def decoded_lines(stream: BinaryIO, encoding: str, name: str) -> Iterator[str]:
+class ShortLines:
+    """What ``decoded_lines`` found about line lengths, for a reader that bounds field sizes.
+
+    Set as each chunk is decoded (before its first line is handed out): every line numbered up
+    to ``safe_until`` in the chunk being read has at most ``limit`` characters before its LF, so
+    no field of a record on one such line can be longer. 0 until a chunk is decoded; below the
+    chunk's first line when the chunk may hold a longer line (the reader then checks every row).
+    """
+
+    __slots__ = ("limit", "safe_until")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.safe_until = 0
+
+
+def no_line_over(text: str, limit: int) -> bool:
+    """True if no line of ``text`` has more than ``limit`` characters before its LF.
+
+    Conservative (a line of up to twice ``limit`` may give False) and cheap: any run of
+    ``limit + 1`` characters without an LF covers a whole aligned window of ``(limit + 1) // 2``,
+    so one ``str.find`` per window is enough (16 a megabyte at the default limit). Below 256
+    characters a window would cost more than it saves: False.
+    """
+    size = len(text)
+    if size <= limit:
+        return True
+    width = (limit + 1) // 2
+    if width < 256:
+        return False
+    find = text.find
+    return all(find("\n", start, start + width) >= 0 for start in range(0, size - width + 1, width))
+
+
+def decoded_lines(stream: BinaryIO, encoding: str, name: str, short: ShortLines | None = None) -> Iterator[str]:
     """Lines (with their endings) decoded strictly; a bad byte names its line.
 
     Decodes a megabyte at a time (cut at a newline, which no supported encoding uses inside a
     multi-byte character), so the cost is close to a plain TextIOWrapper. Lines are handed out
-    by ``itertools.chain`` from one ``StringIO`` per chunk: no Python code runs per line.
+    by ``itertools.chain`` from one ``StringIO`` per chunk: no Python code runs per line. With
+    ``short``, each chunk's line lengths are checked against ``short.limit`` (see ``ShortLines``).
     """
-    return itertools.chain.from_iterable(_decoded_batches(stream, encoding, name))
+    return itertools.chain.from_iterable(_decoded_batches(stream, encoding, name, short))
 
 
-def _decoded_batches(stream: BinaryIO, encoding: str, name: str) -> Iterator[io.StringIO]:
+def _decoded_batches(stream: BinaryIO, encoding: str, name: str, short: ShortLines | None) -> Iterator[io.StringIO]:
     if codecs.lookup(encoding).name.startswith(("utf-16", "utf-32")):
         raise FormatError(f"{name}: encoding {encoding} is not supported for line-based files")
     line_no = 0
@@ -254,7 +289,12 @@ def _decoded_batches(stream: BinaryIO, encoding: str, name: str) -> Iterator[io.
             raise FormatError(f"{name}: line {bad_line}: bytes are not valid {encoding} ({exc.reason})") from None
         # Only LF ends a line (str.splitlines() would also split on \x1c-\x1e, \x85, \u2028…):
         # StringIO with newline="\n" splits exactly there, in C, and translates nothing.
+        first_line = line_no + 1
         line_no += text.count("\n")
+        if short is not None:
+            # The chunk's last line: the one its final LF ends, or an unterminated one at the end.
+            last_line = line_no if text.endswith("\n") else line_no + 1
+            short.safe_until = last_line if no_line_over(text, short.limit) else first_line - 1
         yield io.StringIO(text, newline="\n")
         if not raw:
             return

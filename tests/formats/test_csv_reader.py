@@ -212,3 +212,33 @@ def test_inline_decimal_parse_is_the_parser() -> None:
                 assert value == expected and str(value["Amt"]) == str(expected["Amt"]), text
                 assert type(value["Amt"]) is type(expected["Amt"])
     assert Decimal("1.50") == build(["1.50", ""])["Amt"]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_positions_over_many_lines_match_the_reference(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Positions come from a table per thousand lines: blank lines, records over several lines and
+    # chunk ends must not shift them, across thousands of lines.
+    import random
+
+    rnd = random.Random(seed)
+    monkeypatch.setattr(coerce, "DECODE_CHUNK", rnd.choice([100, 4096, 1 << 20]))
+    fmt = CsvFormat.model_validate(
+        {"type": "csv", "columns": [{"field": "A"}, {"field": "Amt", "type": "decimal"}], "max_field_size": 700}
+    )
+    lines = ["A,Amt"]
+    for i in range(6000):
+        kind = rnd.randrange(20)
+        if kind == 0:
+            lines.append("")
+        elif kind == 1:
+            lines.append(f'"multi\r\n{i}\r\nline",1.{i}')
+        elif kind == 2:
+            lines.append(f"x{i},{rnd.choice(DECIMALS)}")
+        elif kind == 3:
+            lines.append("L" * rnd.randrange(690, 710) + ",1")
+        else:
+            lines.append(f"x{i},{i}.50")
+    data = ("\r\n".join(lines) + "\r\n").encode()
+    got, expected = ours(data, fmt, "in.csv"), reference_read(data, fmt, "in.csv")
+    assert got == expected
+    assert int(got[0][-1][1].split()[1]) > 6000

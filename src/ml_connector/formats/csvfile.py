@@ -85,6 +85,12 @@ def _plain_values(plain: list[tuple[str, int]]) -> Callable[[list[str]], dict[st
     return _values_builder(plain, [])
 
 
+# "line N" for a record's position: the thousands prefix once per thousand lines, then a
+# concatenation with a three-digit tail from this table (turning an int into text per row measured
+# 70 ns, this 40 ns). Lines below 1000 have their whole text in the second table.
+LINE_TAILS = tuple(f"{i:03d}" for i in range(1000))
+FIRST_LINES = tuple(f"line {i}" for i in range(1000))
+
 # Records are built by setting their slots (0.14 -> 0.08 us a row against calling the dataclass's
 # __init__); tests/formats/test_csv_reader.py holds this list equal to Record's fields.
 RECORD_SLOTS = ("index", "position", "values", "error", "record_type")
@@ -154,6 +160,8 @@ class CsvReader:
             build = _values_builder(plain, typed)
             new = Record.__new__
             safe_until = 0  # short.safe_until, read again when a row is past it
+            block_start = block_end = 0  # the thousand lines `prefix` + `tails` name
+            prefix, tails = "", FIRST_LINES
             line_after = reader.line_num  # the last physical line read so far
             for row in reader:
                 line = line_after + 1  # a quoted field may span lines: the record starts after the last one
@@ -181,9 +189,13 @@ class CsvReader:
                 except RecordError as exc:
                     yield Record(count, f"line {line}", {}, f"{name}: line {line}: {exc}")
                 else:
+                    if line >= block_end:
+                        block_start = line - line % 1000
+                        block_end = block_start + 1000
+                        prefix, tails = (f"line {line // 1000}", LINE_TAILS) if block_start else ("", FIRST_LINES)
                     record = new(Record)
                     record.index = count
-                    record.position = f"line {line}"
+                    record.position = prefix + tails[line - block_start]
                     record.values = values
                     record.error = None
                     record.record_type = None

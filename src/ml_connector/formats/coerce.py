@@ -161,12 +161,21 @@ def _decimal_places(pattern: str) -> int | None:
     return None
 
 
+def decimal_quantum(col: Column) -> Decimal | None:
+    """The quantum a ``Decimal`` is rounded to for the column's number pattern (``0.00``: 0.01)."""
+    places = _decimal_places(col.format) if col.format else None
+    return Decimal(1).scaleb(-places) if places is not None else None
+
+
 def compile_formatter(col: Column, implied_decimals: int = 0) -> Formatter:
-    """A function value -> text for one column; raises ``RecordError`` without a location."""
+    """A function value -> text for one column; raises ``RecordError`` without a location.
+
+    ``CsvWriter`` inlines its first two cases (non-empty ``str``; ``Decimal`` with a pattern and
+    no implied decimals): keep them first, or change it too.
+    """
     name = label(col)
     default, required = col.default, col.required
-    places = _decimal_places(col.format) if col.format else None
-    quantum = Decimal(1).scaleb(-places) if places is not None else None
+    quantum = decimal_quantum(col)
     date_fmt = col.format or "%Y-%m-%d"
     datetime_fmt = col.format or "%Y-%m-%dT%H:%M:%S"
     is_decimal = col.type == "decimal"

@@ -25,6 +25,7 @@ from .coerce import (
     ShortLines,
     compile_formatter,
     compile_parser,
+    decimal_quantum,
     decoded_lines,
     label,
 )
@@ -206,6 +207,69 @@ class CsvReader:
             raise FormatError(f"{self.name}: line {reader.line_num}: {exc}") from None
 
 
+def _check_sizes(cols: list[Column], limit: int, cells: list[str]) -> None:
+    if cells and max(map(len, cells)) > limit:
+        col, text = next((c, t) for c, t in zip(cols, cells, strict=True) if len(t) > limit)
+        raise RecordError(f"{label(col)}: {len(text)} characters, limit {limit}")
+
+
+def _check_encodable(cols: list[Column], encoding: str, shown: str, cells: list[str]) -> None:
+    for col, text in zip(cols, cells, strict=True):
+        try:
+            text.encode(encoding)
+        except UnicodeEncodeError as exc:
+            raise RecordError(f"{label(col)}: character {text[exc.start]!r} cannot be written in {shown}") from None
+
+
+def _cells_builder(fmt: CsvFormat, encoding: str, unicode_safe: bool) -> Callable[[Mapping[str, Any]], list[str]]:
+    """A function record -> cells for one writer, compiled from source once.
+
+    Each column's value is fetched and rendered in column order, with the two commonest cases of
+    ``compile_formatter`` inline (a non-empty ``str`` as it is; a ``Decimal`` quantized to the
+    column's number pattern) and its formatter for everything else. Then, as ``CsvWriter.render``
+    documents: the field-size check (the joined length bounds every cell's; the exact one only
+    when it could fail), the encodability check for encodings that lack characters, formula
+    neutralisation. One call a row instead of one per cell (bench/formats.py).
+    """
+    cols = fmt.columns
+    namespace: dict[str, Any] = {
+        "Decimal": Decimal,
+        "TRIGGERS": FORMULA_TRIGGERS,
+        "cols": cols,
+        "check_sizes": _check_sizes,
+        "check_encodable": _check_encodable,
+        "encoding": encoding,
+        "shown": fmt.encoding,
+    }
+    items = []
+    for k, col in enumerate(cols):
+        namespace[f"f{k}"] = compile_formatter(col)
+        fetch = f"(v{k} := get({col.field!r}))"
+        general = f"v{k} if type(v{k}) is str and v{k} else f{k}(v{k})"
+        quantum = decimal_quantum(col)
+        if quantum is None:
+            items.append(general.replace(f"type(v{k})", f"type({fetch})", 1))  # fetched in the first test
+        else:
+            namespace[f"q{k}"] = quantum
+            items.append(f'f"{{v{k}.quantize(q{k}):f}}" if type({fetch}) is Decimal else {general}')
+    limit = fmt.max_field_size
+    body = [
+        "def cells(record):",
+        "    get = record.get",
+        "    cells = [" + ", ".join(f"({item})" for item in items) + "]",
+        f"    if len(''.join(cells)) > {limit}:",
+        f"        check_sizes(cols, {limit}, cells)",
+    ]
+    if not unicode_safe:
+        body.append("    check_encodable(cols, encoding, shown, cells)")
+    if fmt.neutralise_formulas:
+        body.append('    cells = ["\'" + c if c.startswith(TRIGGERS) else c for c in cells]')
+    source = "\n".join([*body, "    return cells"])
+    exec(source, namespace)  # noqa: S102 - source made of literals above, no record data
+    cells: Callable[[Mapping[str, Any]], list[str]] = namespace["cells"]
+    return cells
+
+
 class CsvWriter:
     """Writes mapped records to a binary stream, row by row."""
 
@@ -227,7 +291,7 @@ class CsvWriter:
         self._bom = codec == "utf-8-sig"
         self._unicode_safe = codec in ("utf-8", "utf-8-sig", "utf-16", "utf-32")
         self.rows = 0
-        self._plan = [(col.field, compile_formatter(col)) for col in self._cols]
+        self._cells = _cells_builder(fmt, self._encoding, self._unicode_safe)
 
     def _flush_line(self) -> None:
         text = self._buf.getvalue()
@@ -243,45 +307,37 @@ class CsvWriter:
             self._csv.writerow([c.header or c.field for c in self._cols])
             self._flush_line()
 
-    def _cell(self, text: str) -> str:
-        if self.fmt.neutralise_formulas and text.startswith(FORMULA_TRIGGERS):
-            return "'" + text
-        return text
-
     def render(self, record: Mapping[str, Any], where: str) -> list[str]:
-        """The cells of one record (raises ``RecordError`` without writing anything)."""
+        """The cells of one record (raises ``RecordError`` without writing anything).
+
+        Each column's value through its formatter; a cell over the field-size limit, or (for an
+        encoding that lacks characters) one that cannot be encoded, is a ``RecordError``; formula
+        triggers get a leading quote when the format neutralises formulas.
+        """
         try:
-            cells = [fmt(record.get(field)) for field, fmt in self._plan]
-            limit = self.fmt.max_field_size
-            if cells and max(map(len, cells)) > limit:
-                col, text = next((c, t) for c, t in zip(self._cols, cells, strict=True) if len(t) > limit)
-                raise RecordError(f"{label(col)}: {len(text)} characters, limit {limit}")
-            if not self._unicode_safe:
-                for col, text in zip(self._cols, cells, strict=True):
-                    try:
-                        text.encode(self._encoding)
-                    except UnicodeEncodeError as exc:
-                        raise RecordError(
-                            f"{label(col)}: character {text[exc.start]!r} cannot be written in {self.fmt.encoding}"
-                        ) from None
-            if self.fmt.neutralise_formulas:
-                cells = [self._cell(c) for c in cells]
+            return self._cells(record)
         except RecordError as exc:
             raise RecordError(f"{where}: {exc}") from None
-        return cells
 
     def write(self, record: Mapping[str, Any]) -> None:
-        where = f"{self.name}: record {self.rows + 1}"
-        self._csv.writerow(self.render(record, where))
+        try:
+            cells = self._cells(record)
+        except RecordError as exc:
+            raise RecordError(f"{self.name}: record {self.rows + 1}: {exc}") from None
+        self._csv.writerow(cells)
         self._flush_line()
         self.rows += 1
 
     def write_many(self, records: Iterator[Mapping[str, Any]] | list[Mapping[str, Any]]) -> None:
         """Faster path for many records: one encode per batch."""
+        cells_of, writerow = self._cells, self._csv.writerow
         batch = 0
         for record in records:
-            where = f"{self.name}: record {self.rows + 1}"
-            self._csv.writerow(self.render(record, where))
+            try:
+                cells = cells_of(record)
+            except RecordError as exc:
+                raise RecordError(f"{self.name}: record {self.rows + 1}: {exc}") from None
+            writerow(cells)
             self.rows += 1
             batch += 1
             if batch >= 2000:

